@@ -1,0 +1,3 @@
+from keysynth.cli import main
+
+raise SystemExit(main())
