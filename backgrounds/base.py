@@ -1,0 +1,106 @@
+"""Background-source protocol, errors, mixing and helpers shared by every source.
+
+A background source turns ``(rng, size)`` into an RGB uint8 image of exactly ``size`` = (H, W)
+plus a JSON-serialisable ``meta`` dict naming what was used (source, file, crop, kind).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+import cv2
+import numpy as np
+
+__all__ = ["BackgroundSource", "BackgroundError", "MixedBackgrounds", "check_size", "crop_resize"]
+
+
+class BackgroundError(ValueError):
+    """A background file or folder cannot be used; the message names the file and the fix."""
+
+
+@runtime_checkable
+class BackgroundSource(Protocol):
+    """Anything with ``sample(rng, size) -> (uint8 (H, W, 3) RGB, meta dict)``; must be picklable."""
+
+    def sample(self, rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, dict]:
+        ...
+
+
+def check_size(size) -> tuple[int, int]:
+    """Validate ``size`` = (H, W) of positive ints; raises ValueError naming the bad value."""
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be a pair (H, W) of positive ints, got {size!r}") from None
+    if h <= 0 or w <= 0:
+        raise ValueError(f"size must be a pair (H, W) of positive ints, got {size!r}")
+    return h, w
+
+
+def crop_resize(img: np.ndarray, rng: np.random.Generator, size: tuple[int, int],
+                scale_range: tuple[float, float] = (0.35, 1.0), flip: bool = True) -> tuple[np.ndarray, dict]:
+    """Random crop with the output aspect ratio, then resize to ``size``.
+
+    Args:
+        img: uint8 (h, w, 3) image.
+        rng: generator for the crop.
+        size: (H, W) of the output.
+        scale_range: crop side as a fraction of the largest crop with the output aspect ratio
+            that fits in ``img`` (1.0 = as large as possible).
+        flip: also draw a horizontal flip with probability 0.5.
+
+    Returns:
+        (uint8 (H, W, 3), meta with ``crop`` = [x0, y0, cw, ch] in the given image's pixels,
+        ``flip``). Resizing uses INTER_AREA when shrinking, INTER_LINEAR when enlarging.
+    """
+    H, W = size
+    h, w = img.shape[:2]
+    aspect = W / H
+    max_ch = min(h, w / aspect)
+    s = float(rng.uniform(*scale_range))
+    ch = max(1, int(round(max_ch * s)))
+    cw = max(1, min(w, int(round(ch * aspect))))
+    y0 = int(rng.integers(0, h - ch + 1))
+    x0 = int(rng.integers(0, w - cw + 1))
+    crop = img[y0:y0 + ch, x0:x0 + cw]
+    interp = cv2.INTER_AREA if ch > H else cv2.INTER_LINEAR
+    out = cv2.resize(crop, (W, H), interpolation=interp)
+    do_flip = bool(flip and rng.random() < 0.5)
+    if do_flip:
+        out = out[:, ::-1]
+    return np.ascontiguousarray(out), {"crop": [x0, y0, cw, ch], "flip": do_flip}
+
+
+class MixedBackgrounds:
+    """Pick one of several sources per sample with the given weights.
+
+    Args:
+        sources: sequence of ``(source, weight)`` with weight > 0.
+
+    Raises:
+        ValueError: if empty or a weight is not positive.
+    """
+
+    def __init__(self, sources: Sequence[tuple[BackgroundSource, float]]):
+        sources = list(sources)
+        if not sources:
+            raise ValueError("MixedBackgrounds needs at least one (source, weight) pair")
+        for src, wt in sources:
+            if not hasattr(src, "sample"):
+                raise ValueError(f"{src!r} is not a background source (no .sample(rng, size))")
+            if not float(wt) > 0:
+                raise ValueError(f"weight of {src!r} must be > 0, got {wt!r}")
+        self.sources = [s for s, _ in sources]
+        w = np.asarray([float(wt) for _, wt in sources])
+        self.weights = (w / w.sum()).tolist()
+
+    def sample(self, rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, dict]:
+        """Draw the source index, then delegate; meta gains ``mixed_index``."""
+        i = int(rng.choice(len(self.sources), p=self.weights))
+        img, meta = self.sources[i].sample(rng, size)
+        meta = dict(meta)
+        meta["mixed_index"] = i
+        return img, meta
+
+    def __repr__(self) -> str:
+        return f"MixedBackgrounds({list(zip(self.sources, self.weights))!r})"

@@ -1,0 +1,142 @@
+"""COCO JSON reader (format ``coco``), decoding with pycocotools.
+
+Accepted ``segmentation`` forms (COCO data format, cocodataset.org/#format-data):
+
+* polygons: ``[[x0, y0, x1, y1, ...], ...]`` in pixel-corner coordinates;
+* uncompressed RLE: ``{"size": [h, w], "counts": [int, ...]}``, column-major (Fortran order)
+  runs starting with background;
+* compressed RLE: ``{"size": [h, w], "counts": "string"}`` (LEB128-like string of pycocotools).
+
+``iscrowd`` 0 and 1 are both read: a crowd region of a key class is key pixels (it marks many
+keys in one region), so it counts as key. ``area`` and ``bbox`` are never trusted (the mask is
+decoded). Images listed without annotations get an empty mask. Categories named ``__ignore__`` /
+``ignore`` are ignore regions. Layout: ``ROOT/*.json`` or ``ROOT/annotations/*.json`` (or the
+JSON file itself); ``file_name`` is looked up under ``images/`` next to the JSON or the root,
+then next to the JSON / the root; it may not leave the dataset folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from real_eval.dataset import RealSample, read_image_rgb
+from real_eval.readers.base import AnnotationError, ClassFilter, check_size, coco_polygons_to_mask, compose_mask, safe_join
+
+NAME = "coco"
+DESCRIPTION = "COCO instances JSON (polygons, RLE list or string counts, iscrowd 0/1)"
+
+
+def _is_coco(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "images" in data and "annotations" in data
+
+
+def _json_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    cands = sorted(path.glob("*.json")) + sorted((path / "annotations").glob("*.json"))
+    return [p for p in cands if p.is_file() and _is_coco(p)]
+
+
+def detect(path: Path) -> bool:
+    if path.is_file():
+        return path.suffix.lower() == ".json" and _is_coco(path)
+    return path.is_dir() and bool(_json_files(path))
+
+
+def _segmentation_mask(seg, h: int, w: int, file: Path, field: str) -> np.ndarray:
+    from pycocotools import mask as mask_utils
+
+    if isinstance(seg, list):
+        if not all(isinstance(p, list) and len(p) % 2 == 0 and all(isinstance(v, (int, float)) for v in p) for p in seg):
+            raise AnnotationError(file, field, "polygons must be lists of numbers [x0, y0, x1, y1, ...]")
+        return coco_polygons_to_mask(seg, h, w)
+    if isinstance(seg, dict) and "counts" in seg and "size" in seg:
+        size = seg["size"]
+        if not (isinstance(size, list) and len(size) == 2 and [int(size[0]), int(size[1])] == [h, w]):
+            raise AnnotationError(file, field + ".size", f"RLE size {size} differs from the image's [h, w] = [{h}, {w}]")
+        counts = seg["counts"]
+        if isinstance(counts, list):
+            if sum(int(c) for c in counts) != h * w or any(int(c) < 0 for c in counts):
+                raise AnnotationError(file, field + ".counts", f"uncompressed RLE runs sum to {sum(counts)}, expected h*w = {h * w}")
+            rle = mask_utils.frPyObjects(seg, h, w)
+        elif isinstance(counts, str):
+            rle = {"size": [h, w], "counts": counts.encode("ascii")}
+        else:
+            raise AnnotationError(file, field + ".counts", f"expected a list of ints or an RLE string, got {type(counts).__name__}")
+        try:
+            rle = rle[0] if isinstance(rle, list) else rle
+            return mask_utils.decode([rle])[:, :, 0].astype(bool)
+        except Exception as exc:  # pycocotools raises bare errors on corrupt strings
+            raise AnnotationError(file, field + ".counts", f"cannot decode RLE ({exc})") from exc
+    raise AnnotationError(file, field, "expected polygons (list) or RLE ({'size', 'counts'})")
+
+
+def read(path: Path, *, classes=None) -> list[RealSample]:
+    """Read every COCO JSON under ``path`` (see module docstring) -> samples."""
+    path = Path(path)
+    root = path.parent if path.is_file() else path
+    files = _json_files(path)
+    if not files:
+        raise ValueError(f"{path}: no COCO JSON (with 'images' and 'annotations') found")
+    flt = ClassFilter(classes)
+    out: list[RealSample] = []
+    for jf in files:
+        try:
+            data = json.loads(jf.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise AnnotationError(jf, "<json>", f"not valid JSON ({exc})") from exc
+        for key in ("images", "annotations"):
+            if not isinstance(data.get(key), list):
+                raise AnnotationError(jf, key, "missing or not a list")
+        cats = data.get("categories") or []
+        try:
+            names = {int(c["id"]): str(c["name"]) for c in cats}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AnnotationError(jf, "categories", f"each category needs 'id' and 'name' ({exc})") from exc
+        key_ids = {i for i, n in names.items() if flt.is_key(n)}
+        ign_ids = {i for i, n in names.items() if flt.is_ignore(n)}
+        by_image: dict[int, list[tuple[int, dict]]] = {}
+        for k, ann in enumerate(data["annotations"]):
+            if not isinstance(ann, dict) or "image_id" not in ann or "category_id" not in ann:
+                raise AnnotationError(jf, f"annotations[{k}]", "needs 'image_id' and 'category_id'")
+            by_image.setdefault(ann["image_id"], []).append((k, ann))
+        for k, im in enumerate(data["images"]):
+            try:
+                iid, fname, h, w = im["id"], im["file_name"], int(im["height"]), int(im["width"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise AnnotationError(jf, f"images[{k}]", f"needs 'id', 'file_name', 'height', 'width' ({exc})") from exc
+            img_path = _find_image(root, jf, fname, f"images[{k}].file_name")
+            image = read_image_rgb(img_path)
+            check_size(jf, f"images[{k}].height/width", image, h, w, img_path)
+            keys, ign = [], []
+            for j, ann in by_image.get(iid, []):
+                cid = int(ann["category_id"])
+                if cid not in key_ids and cid not in ign_ids:
+                    continue
+                if "segmentation" not in ann:
+                    raise AnnotationError(jf, f"annotations[{j}].segmentation", "missing (a mask is needed, not only a bbox)")
+                m = _segmentation_mask(ann["segmentation"], h, w, jf, f"annotations[{j}].segmentation")
+                (ign if cid in ign_ids else keys).append(m)
+            rel = Path(str(fname).replace("\\", "/"))
+            name = "__".join(rel.with_suffix("").parts)
+            out.append(RealSample(name, image, compose_mask((h, w), keys, ign), source=str(img_path),
+                                  meta={"format": NAME, "annotation": str(jf), "image_id": iid}))
+    return out
+
+
+def _find_image(root: Path, jf: Path, fname, field: str) -> Path:
+    bases = [jf.parent / "images", root / "images", jf.parent, root]
+    tried = []
+    for base in dict.fromkeys(bases):
+        p = safe_join(root, base, fname, file=jf, field=field)
+        if p.is_file():
+            return p
+        tried.append(str(p))
+    raise FileNotFoundError(f"{jf}: {field} {fname!r} not found; looked at {', '.join(tried)}")

@@ -1,0 +1,192 @@
+"""Supervisely project reader (format ``supervisely``), following Supervisely's annotation
+format documentation (developer.supervisely.com, "Supervisely Annotation Format") and SDK:
+
+* ``ROOT/meta.json`` (``classes``: ``title`` + ``shape``) and one folder per dataset,
+  ``ROOT/DATASET/ann/*.json`` + ``ROOT/DATASET/img/*`` (nested ``datasets/`` folders too).
+* Current layout: ``ann/NAME.jpg.json`` for ``img/NAME.jpg``; each object has ``classTitle`` and
+  ``geometryType``. Older layout: ``ann/NAME.json``, the shape only in ``meta.json``'s classes.
+* ``bitmap``: ``bitmap.data`` = base64 of zlib-compressed PNG bytes, ``bitmap.origin`` =
+  ``[x, y]`` of the PNG's top-left pixel. The PNG may be greyscale, RGB or RGBA: foreground =
+  alpha > 0 for RGBA (as the SDK's ``base64_2_data``), any non-zero value otherwise.
+* ``polygon``: ``points.exterior`` ``[[x, y], ...]`` pixel indices (col, row), holes in
+  ``points.interior``; drawn like the SDK (``cv2.fillPoly`` of exterior + interiors).
+* ``rectangle``: ``points.exterior`` ``[[left, top], [right, bottom]]``, inclusive pixels.
+* Other geometries (point, line, graph, cuboid) carry no area and are skipped.
+* Image tags listed in ``exclude_tags`` (default ``("bad_image",)``) drop the image.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from real_eval.dataset import IMAGE_EXTENSIONS, RealSample, read_image_rgb
+from real_eval.readers.base import AnnotationError, ClassFilter, check_size, clip_paste, compose_mask, safe_join
+
+NAME = "supervisely"
+DESCRIPTION = "Supervisely project: meta.json + DATASET/ann/*.json + DATASET/img/* (bitmap, polygon, rectangle)"
+
+
+def _dataset_dirs(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.rglob("ann") if p.is_dir() and (p.parent / "img").is_dir())
+
+
+def detect(path: Path) -> bool:
+    return path.is_dir() and (path / "meta.json").is_file() and bool(_dataset_dirs(path))
+
+
+def decode_bitmap(data: str, *, file: Path | str = "<bitmap>", field: str = "bitmap.data") -> np.ndarray:
+    """Supervisely ``bitmap.data`` (base64(zlib(PNG))) -> bool (h, w) foreground.
+
+    Raises:
+        AnnotationError: not base64, not zlib, or not a PNG.
+    """
+    try:
+        png = zlib.decompress(base64.b64decode(data, validate=False))
+    except (binascii.Error, zlib.error, TypeError, ValueError) as exc:
+        raise AnnotationError(file, field, f"expected base64 of zlib-compressed PNG bytes ({exc})") from exc
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise AnnotationError(file, field, "the decompressed bytes are not a PNG image")
+    if img.ndim == 3:
+        img = img[:, :, 3] if img.shape[2] == 4 else img.max(axis=2)
+    return img > 0
+
+
+def encode_bitmap(mask: np.ndarray) -> str:
+    """bool (h, w) -> Supervisely ``bitmap.data`` string (RGBA-free 1-bit style greyscale PNG)."""
+    ok, png = cv2.imencode(".png", np.asarray(mask, bool).astype(np.uint8) * 255)
+    if not ok:
+        raise ValueError("cannot encode bitmap PNG")
+    return base64.b64encode(zlib.compress(png.tobytes())).decode("ascii")
+
+
+def _points(obj: dict, file: Path, where: str) -> tuple[list, list]:
+    pts = obj.get("points")
+    if not isinstance(pts, dict) or not isinstance(pts.get("exterior"), list):
+        raise AnnotationError(file, f"{where}.points.exterior", "missing or not a list of [x, y]")
+    ext, interior = pts["exterior"], pts.get("interior") or []
+    try:
+        ext = np.asarray(ext, float).reshape(-1, 2)
+        interior = [np.asarray(h, float).reshape(-1, 2) for h in interior]
+    except (TypeError, ValueError):
+        raise AnnotationError(file, f"{where}.points", "points must be [[x, y], ...] numbers") from None
+    return ext, interior
+
+
+def _object_mask(obj: dict, gtype: str, h: int, w: int, file: Path, where: str) -> np.ndarray | None:
+    if gtype == "bitmap":
+        bm = obj.get("bitmap")
+        if not isinstance(bm, dict) or "data" not in bm or "origin" not in bm:
+            raise AnnotationError(file, f"{where}.bitmap", "needs 'data' and 'origin'")
+        patch = decode_bitmap(bm["data"], file=file, field=f"{where}.bitmap.data")
+        try:
+            x, y = (int(v) for v in bm["origin"])
+        except (TypeError, ValueError):
+            raise AnnotationError(file, f"{where}.bitmap.origin", f"expected [x, y], got {bm['origin']!r}") from None
+        canvas = np.zeros((h, w), bool)
+        clip_paste(canvas, patch, y, x)
+        return canvas
+    if gtype == "polygon":
+        ext, interior = _points(obj, file, where)
+        if len(ext) < 3:
+            raise AnnotationError(file, f"{where}.points.exterior", "a polygon needs at least 3 points")
+        canvas = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(canvas, [np.round(ext).astype(np.int32)] + [np.round(p).astype(np.int32) for p in interior if len(p) >= 3], 1)
+        return canvas.astype(bool)
+    if gtype == "rectangle":
+        ext, _ = _points(obj, file, where)
+        if len(ext) != 2:
+            raise AnnotationError(file, f"{where}.points.exterior", "a rectangle needs [[left, top], [right, bottom]]")
+        (l, t), (r, b) = np.round(ext).astype(int)
+        canvas = np.zeros((h, w), bool)
+        canvas[max(min(t, b), 0):max(t, b) + 1, max(min(l, r), 0):max(l, r) + 1] = True
+        return canvas
+    return None
+
+
+def _tag_names(tags) -> set[str]:
+    names = set()
+    for t in tags or []:
+        if isinstance(t, str):
+            names.add(t)
+        elif isinstance(t, dict) and "name" in t:
+            names.add(str(t["name"]))
+    return names
+
+
+def read(path: Path, *, classes=None, exclude_tags: tuple[str, ...] = ("bad_image",)) -> list[RealSample]:
+    """Read a Supervisely project folder (see module docstring) -> samples."""
+    root = Path(path)
+    meta_path = root / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{root}: meta.json missing; export the whole Supervisely project") from None
+    except ValueError as exc:
+        raise AnnotationError(meta_path, "<json>", f"not valid JSON ({exc})") from exc
+    shapes = {}
+    for k, c in enumerate(meta.get("classes") or []):
+        if not isinstance(c, dict) or "title" not in c:
+            raise AnnotationError(meta_path, f"classes[{k}].title", "missing")
+        shapes[str(c["title"])] = c.get("shape")
+    flt = ClassFilter(classes)
+    excluded = {str(t) for t in exclude_tags}
+    dsets = _dataset_dirs(root)
+    out = []
+    for ds in dsets:
+        for af in sorted((ds / "ann").glob("*.json")):
+            try:
+                ann = json.loads(af.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                raise AnnotationError(af, "<json>", f"not valid JSON ({exc})") from exc
+            if _tag_names(ann.get("tags")) & excluded:
+                continue
+            img_path = _find_image(root, ds, af)
+            image = read_image_rgb(img_path)
+            size = ann.get("size")
+            if not isinstance(size, dict) or "height" not in size or "width" not in size:
+                raise AnnotationError(af, "size", "needs {'height': int, 'width': int}")
+            check_size(af, "size", image, size["height"], size["width"], img_path)
+            h, w = image.shape[:2]
+            objs = ann.get("objects")
+            if not isinstance(objs, list):
+                raise AnnotationError(af, "objects", "missing or not a list")
+            keys, ign = [], []
+            for j, obj in enumerate(objs):
+                where = f"objects[{j}]"
+                if not isinstance(obj, dict) or "classTitle" not in obj:
+                    raise AnnotationError(af, f"{where}.classTitle", "missing")
+                label = str(obj["classTitle"])
+                if not (flt.is_key(label) or flt.is_ignore(label)):
+                    continue
+                gtype = obj.get("geometryType") or obj.get("shape") or shapes.get(label)
+                if gtype is None:
+                    raise AnnotationError(af, f"{where}.geometryType", f"missing and class {label!r} is not in meta.json")
+                m = _object_mask(obj, str(gtype), h, w, af, where)
+                if m is not None:
+                    (ign if flt.is_ignore(label) else keys).append(m)
+            stem = Path(img_path.name).stem
+            name = stem if len(dsets) == 1 else "__".join(list(ds.relative_to(root).parts) + [stem])
+            out.append(RealSample(name, image, compose_mask((h, w), keys, ign), source=str(img_path),
+                                  meta={"format": NAME, "annotation": str(af)}))
+    return out
+
+
+def _find_image(root: Path, ds: Path, af: Path) -> Path:
+    img_name = af.name[:-len(".json")]
+    direct = safe_join(root, ds / "img", img_name, file=af, field="<annotation file name>")
+    if direct.is_file() and direct.suffix.lower() in IMAGE_EXTENSIONS:
+        return direct  # current layout: NAME.jpg.json
+    cands = sorted(p for p in (ds / "img").glob(f"{img_name}.*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if len(cands) == 1:
+        return cands[0]  # older layout: NAME.json
+    if not cands:
+        raise FileNotFoundError(f"{af}: no image {ds / 'img' / img_name}[.ext] for this annotation")
+    raise ValueError(f"{af}: several images match {img_name}.*: {[c.name for c in cands]}; keep one")

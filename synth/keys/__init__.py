@@ -1,0 +1,126 @@
+"""Procedural key renderer: 2.5D height-map keys shaded as metal, as RGBA cut-outs.
+
+``ProceduralKeys(kinds, materials).sample_layers(rng, length_px=..., angle_deg=..., light_dir=...)``
+returns ``(rgba, key_alpha, meta)``: the visible object (metal + plastic head) with straight
+alpha, the metal-only coverage (the segmentation label: plastic heads are not key), and a
+JSON-serialisable meta with every sampled parameter and ``hole_xy`` (bow hole centre in the
+returned image's pixel coordinates, or None).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .kinds import KEY_BUILDERS
+from .materials import MATERIALS, check_names, sample_material, sample_plastic
+from .render import render_shape
+
+__all__ = ["ProceduralKeys", "KEY_KINDS", "MATERIALS", "KIND_MATERIAL_WEIGHTS"]
+
+KEY_KINDS = dict(KEY_BUILDERS)
+
+#: Material family weights per key kind (what real keys of that kind are usually made of).
+KIND_MATERIAL_WEIGHTS = {
+    "house": {"brass": 0.35, "nickel": 0.35, "steel": 0.15, "coated": 0.1, "iron": 0.05},
+    "padlock": {"brass": 0.45, "nickel": 0.25, "steel": 0.2, "coated": 0.05, "iron": 0.05},
+    "dimple": {"brass": 0.1, "nickel": 0.55, "steel": 0.3, "coated": 0.05, "iron": 0.0},
+    "tubular": {"brass": 0.2, "nickel": 0.5, "steel": 0.3, "coated": 0.0, "iron": 0.0},
+    "car": {"brass": 0.1, "nickel": 0.4, "steel": 0.5, "coated": 0.0, "iron": 0.0},
+    "warded": {"brass": 0.3, "nickel": 0.0, "steel": 0.15, "coated": 0.0, "iron": 0.55},
+}
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return round(float(x), 4)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def _check_sample_args(length_px, angle_deg) -> tuple[float, float]:
+    L = float(length_px)
+    if not np.isfinite(L) or L < 12 or L > 4096:
+        raise ValueError(f"length_px must be in [12, 4096] px, got {length_px!r}")
+    a = float(angle_deg)
+    if not np.isfinite(a):
+        raise ValueError(f"angle_deg must be finite, got {angle_deg!r}")
+    return L, a
+
+
+class ProceduralKeys:
+    """Procedural key cut-out source (picklable, stateless apart from per-process texture banks).
+
+    Args:
+        kinds: subset of ``KEY_KINDS`` (``house``, ``padlock``, ``dimple``, ``tubular``, ``car``,
+            ``warded``); None = all, drawn uniformly.
+        materials: subset of ``MATERIALS`` (``brass``, ``nickel``, ``steel``, ``coated``, ``iron``);
+            None = all, drawn with the per-kind weights ``KIND_MATERIAL_WEIGHTS``.
+
+    Raises:
+        ValueError: unknown kind/material name (the message lists the valid names).
+    """
+
+    def __init__(self, kinds: tuple[str, ...] | None = None, materials: tuple[str, ...] | None = None) -> None:
+        self.kinds = check_names(kinds, KEY_KINDS, "key kind")
+        self.materials = check_names(materials, MATERIALS, "material")
+
+    def __repr__(self) -> str:
+        return f"ProceduralKeys(kinds={self.kinds!r}, materials={self.materials!r})"
+
+    def _material_name(self, rng: np.random.Generator, kind: str) -> str:
+        w = np.array([KIND_MATERIAL_WEIGHTS[kind].get(m, 0.0) for m in self.materials], np.float64)
+        if w.sum() <= 0:
+            w = np.ones(len(self.materials))
+        return str(self.materials[int(rng.choice(len(self.materials), p=w / w.sum()))])
+
+    def sample_layers(self, rng: np.random.Generator, *, length_px: float, angle_deg: float, light_dir,
+                      env: np.ndarray | None = None, shading: bool = True
+                      ) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Render one key.
+
+        Args:
+            rng: ``np.random.Generator``, the only randomness source.
+            length_px: long-axis length of the key before rotation, px (12..4096).
+            angle_deg: counter-clockwise rotation on screen, degrees.
+            light_dir: (3,) light direction, image coordinates (x right, y down, z toward camera).
+            env: optional uint8 (h, w, 3) RGB reflection environment (sphere map; e.g. a 64x64
+                blurred background); None = a synthetic room lit from ``light_dir``.
+            shading: False -> flat material colours (ablation); geometry identical.
+
+        Returns:
+            rgba: uint8 (H, W, 4), straight alpha, tight crop + 2 px margin, key + plastic head.
+            key_alpha: uint8 (H, W), 0..255 coverage of metal only (the label), ``<= rgba[..., 3]``.
+            meta: JSON-serialisable dict: ``kind``, ``material`` (sampled appearance), ``params``
+                (every shape parameter), ``plastic`` (head colour or None), ``hole_xy`` [x, y] or None,
+                ``shading`` (side wall, bevel).
+        """
+        L, a = _check_sample_args(length_px, angle_deg)
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        kind = str(self.kinds[int(rng.integers(len(self.kinds)))])
+        shape, params, points, has_plastic = KEY_KINDS[kind](rng, L)
+        mat_name = self._material_name(rng, kind)
+        metal = sample_material(rng, mat_name)
+        plastic = sample_plastic(rng, dark_p=0.75 if kind == "car" else 0.45) if has_plastic else None
+        rgba, key_alpha, info = render_shape(rng, shape, length_px=L, angle_deg=a, light_dir=light_dir, env=env,
+                                             shading=bool(shading), metal=metal, plastic=plastic,
+                                             points=points, side_max=0.5 * params.get("hole_r", 1e9))
+        meta = {"kind": kind, "material": _jsonable(metal), "params": _jsonable(params),
+                "plastic": _jsonable(plastic), "length_px": round(L, 3), "angle_deg": round(a, 3),
+                "hole_xy": info["points"].get("hole"), "shading": bool(shading),
+                "render": _jsonable({k: v for k, v in info.items() if k != "points"})}
+        return rgba, key_alpha, meta
+
+    def sample(self, rng: np.random.Generator, *, length_px: float, angle_deg: float, light_dir,
+               env: np.ndarray | None = None, shading: bool = True) -> tuple[np.ndarray, dict]:
+        """Same as :meth:`sample_layers` without the metal-only alpha: ``(rgba, meta)``."""
+        rgba, _, meta = self.sample_layers(rng, length_px=length_px, angle_deg=angle_deg, light_dir=light_dir,
+                                           env=env, shading=shading)
+        return rgba, meta

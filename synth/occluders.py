@@ -1,0 +1,213 @@
+"""Procedural occluders and helpers drawn as premultiplied ``Layer`` boxes: split key rings,
+finger/thumb shapes, generic object blobs, a fallback key silhouette and fallback distractors.
+
+Shapes are rasterised with OpenCV anti-aliased polygons (``cv2.LINE_AA``, sub-pixel ``shift``)
+and shaded with simple analytic profiles (Lambert-like falloff across a cylinder's width).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .compose import Layer
+
+__all__ = ["FallbackKeys", "key_ring_layers", "finger_layer", "blob_layer", "fallback_distractor", "SKIN_TONES"]
+
+_SH = 4  # sub-pixel bits for cv2 drawing
+_S = float(1 << _SH)
+
+SKIN_TONES = np.array([[233, 196, 170], [222, 171, 137], [198, 140, 106], [160, 106, 76],
+                       [120, 78, 56], [88, 58, 44], [240, 205, 185]], np.float32)
+METALS = {"brass": (196, 160, 82), "nickel": (190, 190, 186), "steel": (160, 163, 168), "copper": (184, 115, 80)}
+
+
+def _pts(p) -> np.ndarray:
+    return np.round(np.asarray(p, np.float64) * _S).astype(np.int32)
+
+
+def _rotate_rgba(rgba: np.ndarray, angle_deg: float, pivot=None) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate counter-clockwise into an enlarged box; returns (rgba, 2x3 matrix used)."""
+    h, w = rgba.shape[:2]
+    c = (w / 2.0, h / 2.0)
+    M = cv2.getRotationMatrix2D(c, angle_deg, 1.0)
+    cos, sin = abs(M[0, 0]), abs(M[0, 1])
+    nw, nh = int(np.ceil(h * sin + w * cos)) + 2, int(np.ceil(h * cos + w * sin)) + 2
+    M[0, 2] += nw / 2.0 - c[0]
+    M[1, 2] += nh / 2.0 - c[1]
+    out = cv2.warpAffine(rgba, M, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return out, M
+
+
+class FallbackKeys:
+    """Simple key silhouette (round/square bow with hole, toothed blade), flat or linearly shaded
+    metal. Used only when ``synth.keys`` is unavailable and in tests. Same ``sample`` signature as
+    ``synth.keys.ProceduralKeys``: returns straight-alpha RGBA uint8 rotated by ``angle_deg`` and
+    meta with kind, material, hole_xy."""
+
+    def sample(self, rng, *, length_px: float, angle_deg: float, light_dir=(0.0, 0.0, 1.0), env=None, shading=True):
+        L = max(6.0, float(length_px))
+        bow_r = L * rng.uniform(0.15, 0.22)
+        bw = L * rng.uniform(0.09, 0.14)  # blade width
+        h = int(np.ceil(2 * bow_r + 4))
+        w = int(np.ceil(L + 4))
+        cy = h / 2.0
+        a = np.zeros((h, w), np.uint8)
+        bx = 2 + bow_r
+        square = rng.random() < 0.4
+        if square:
+            cv2.fillPoly(a, [_pts([[2, cy - bow_r], [2 + 2 * bow_r, cy - bow_r], [2 + 2 * bow_r, cy + bow_r], [2, cy + bow_r]])],
+                         255, cv2.LINE_AA, _SH)
+        else:
+            cv2.circle(a, tuple(int(v) for v in _pts([bx, cy])), int(bow_r * _S), 255, -1, cv2.LINE_AA, _SH)
+        x1 = L + 2
+        top = cy - bw / 2
+        blade = [[bx, top], [x1 - bw * 0.6, top], [x1, cy], [x1 - bw * 0.3, cy + bw / 2]]
+        n_teeth = int(rng.integers(4, 7))
+        xs = np.linspace(x1 - bw, bx + bow_r * 1.3, n_teeth * 2)
+        for i, x in enumerate(xs):
+            blade.append([x, cy + bw / 2 + (bw * rng.uniform(0.25, 0.6) if i % 2 == 0 else 0)])
+        blade.append([bx, cy + bw / 2])
+        cv2.fillPoly(a, [_pts(blade)], 255, cv2.LINE_AA, _SH)
+        hole = (bx - bow_r * 0.45, cy)
+        hr = max(1.0, bow_r * 0.28)
+        cv2.circle(a, tuple(int(v) for v in _pts(hole)), int(hr * _S), 0, -1, cv2.LINE_AA, _SH)
+        material = str(rng.choice(list(METALS)))
+        col = np.asarray(METALS[material], np.float32) * np.float32(rng.uniform(0.85, 1.1))
+        rgb = np.empty((h, w, 3), np.float32)
+        rgb[:] = col
+        if shading:
+            yy = np.linspace(-1, 1, h, dtype=np.float32)[:, None]
+            xx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
+            g = 1.0 + 0.35 * (xx * light_dir[0] * 0.3 + yy * light_dir[1]) * -1
+            rgb *= g[..., None]
+        rgba = np.dstack([np.clip(rgb, 0, 255).astype(np.uint8), a])
+        out, M = _rotate_rgba(rgba, angle_deg)
+        hx, hy = M @ np.array([hole[0], hole[1], 1.0])
+        return out, {"kind": "fallback_" + ("square" if square else "round"), "material": material,
+                     "hole_xy": [float(hx), float(hy)]}
+
+
+def _metal_ring_rgba(r: float, t: float, light_dir, shading: bool, colour) -> np.ndarray:
+    """Annulus of mid-radius r, thickness t (px) as RGBA float (h, w, 4): alpha straight, rgb shaded
+    like a torus cross-section (bright where the normal faces the light)."""
+    R = r + t / 2 + 2
+    n = int(np.ceil(2 * R))
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+    xx -= n / 2.0
+    yy -= n / 2.0
+    d = np.sqrt(xx * xx + yy * yy)
+    u = (d - r) / (t / 2)  # -1..1 across the wire
+    alpha = np.clip((t / 2 + 0.5 - np.abs(d - r)), 0, 1).astype(np.float32)
+    rgb = np.empty((n, n, 3), np.float32)
+    rgb[:] = np.asarray(colour, np.float32)
+    if shading:
+        nz = np.sqrt(np.clip(1 - u * u, 0, 1))
+        inv = 1.0 / np.maximum(d, 1e-3)
+        nx, ny = u * xx * inv, u * yy * inv
+        lam = np.clip(nx * light_dir[0] + ny * light_dir[1] + nz * light_dir[2], 0, 1)
+        spec = lam ** 24
+        rgb = rgb * (0.35 + 0.75 * lam)[..., None] + 200.0 * spec[..., None]
+    return np.dstack([np.clip(rgb, 0, 255), alpha])
+
+
+def key_ring_layers(rng, hole_xy, blade_dir, key_len: float, light_dir, shading=True, radius=None):
+    """A split ring threaded through a key's hole: returns (under_layer, over_layer, meta), both in
+    frame coordinates. The ring centre lies away from the blade; the half of the ring on one side of
+    the line (hole -> ring centre) is pasted under the key, the other half over it, as a ring
+    passing through the hole looks."""
+    r = float(radius) if radius is not None else key_len * float(rng.uniform(0.18, 0.45))
+    t = max(1.2, key_len * float(rng.uniform(0.018, 0.035)))
+    bx, by = blade_dir
+    cx, cy = hole_xy[0] - bx * r, hole_xy[1] - by * r
+    colour = np.asarray(METALS[str(rng.choice(["nickel", "steel", "brass"]))], np.float32) * np.float32(rng.uniform(0.8, 1.05))
+    ring = _metal_ring_rgba(r, t, light_dir, shading, colour)
+    n = ring.shape[0]
+    x0, y0 = int(round(cx - n / 2)), int(round(cy - n / 2))
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+    side = ((xx + x0 - cx) * -by + (yy + y0 - cy) * bx) > 0  # left/right of the axis through the hole
+    a = ring[..., 3]
+    rgbp = ring[..., :3] * a[..., None]
+    over = Layer(rgbp * side[..., None], a * side, x0, y0)
+    under = Layer(rgbp * ~side[..., None], a * ~side, x0, y0)
+    return under, over, {"ring_radius_px": r, "ring_wire_px": t, "ring_centre": [float(cx), float(cy)]}
+
+
+def finger_layer(rng, tip_xy, direction, width: float, length: float, light_dir, shading=True, frame_hw=None):
+    """A finger/thumb: capsule of ``width`` px from ``tip_xy`` extending ``length`` px along unit
+    ``direction`` (toward the hand), skin-toned, cylinder-shaded, with a lighter nail near the tip.
+    ``frame_hw`` clips the box to the frame (the finger usually runs out of the picture)."""
+    dx, dy = direction
+    tx, ty = tip_xy
+    ex, ey = tx + dx * length, ty + dy * length
+    pad = width
+    x0, y0 = int(np.floor(min(tx, ex) - pad)), int(np.floor(min(ty, ey) - pad))
+    x1, y1 = int(np.ceil(max(tx, ex) + pad)), int(np.ceil(max(ty, ey) + pad))
+    if frame_hw is not None:  # only the part inside the frame is ever visible
+        x0, y0 = max(x0, 0), max(y0, 0)
+        x1, y1 = max(x0 + 1, min(x1, frame_hw[1])), max(y0 + 1, min(y1, frame_hw[0]))
+    h, w = y1 - y0, x1 - x0
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    px, py = xx + x0 - tx, yy + y0 - ty
+    along = px * dx + py * dy
+    across = -px * dy + py * dx
+    # widen slightly toward the hand
+    rad = width / 2 * (1 + 0.15 * np.clip(along / max(length, 1), 0, 1))
+    dist = np.where(along < 0, np.sqrt(along * along + across * across), np.abs(across))
+    alpha = np.clip(rad - dist + 0.5, 0, 1)
+    skin = SKIN_TONES[int(rng.integers(len(SKIN_TONES)))] * np.float32(rng.uniform(0.85, 1.1))
+    rgb = np.empty((h, w, 3), np.float32)
+    rgb[:] = skin
+    if shading:
+        u = np.clip(across / rad, -1, 1)
+        nz = np.sqrt(1 - u * u)
+        lam = np.clip(u * (-dy * light_dir[0] + dx * light_dir[1]) + nz * light_dir[2], 0, 1)
+        rgb *= (0.45 + 0.7 * lam)[..., None]
+    nail = (along > width * 0.08) & (along < width * 0.9) & (np.abs(across) < rad * 0.6)
+    nail_on = bool(rng.random() < 0.6)
+    if nail_on:
+        rgb[nail] = rgb[nail] * 0.6 + np.float32([235, 205, 200]) * 0.4
+    return Layer(rgb * alpha[..., None], alpha.astype(np.float32), x0, y0), {"finger_width_px": width, "nail": nail_on}
+
+
+def blob_layer(rng, centre, radius: float, light_dir, shading=True):
+    """A generic object edge: random smooth polygon (perturbed ellipse), random colour, soft shading."""
+    n = 16
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    rr = radius * (1 + 0.25 * rng.standard_normal(n)).clip(0.5, 1.6)
+    ax = float(rng.uniform(0.4, 1.0))
+    rot = float(rng.uniform(0, np.pi))
+    xs, ys = rr * np.cos(t), rr * np.sin(t) * ax
+    px = centre[0] + xs * np.cos(rot) - ys * np.sin(rot)
+    py = centre[1] + xs * np.sin(rot) + ys * np.cos(rot)
+    x0, y0 = int(np.floor(px.min())) - 2, int(np.floor(py.min())) - 2
+    h, w = int(np.ceil(py.max())) - y0 + 3, int(np.ceil(px.max())) - x0 + 3
+    a = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(a, [_pts(np.stack([px - x0, py - y0], 1))], 255, cv2.LINE_AA, _SH)
+    alpha = a.astype(np.float32) / 255
+    col = rng.uniform(15, 240, 3).astype(np.float32)
+    rgb = np.empty((h, w, 3), np.float32)
+    rgb[:] = col
+    if shading:
+        g = np.linspace(1 + 0.25 * light_dir[1], 1 - 0.25 * light_dir[1], h, dtype=np.float32)[:, None, None]
+        rgb *= g
+    return Layer(rgb * alpha[..., None], alpha, x0, y0), {"blob_radius_px": float(radius)}
+
+
+def fallback_distractor(rng, kind: str, *, size_px: float, angle_deg: float, light_dir, shading=True):
+    """Stand-in for ``synth.distractors.render_distractor``: coin-like disk or bar (RGBA uint8)."""
+    s = max(4.0, float(size_px))
+    n = int(np.ceil(s)) + 4
+    a = np.zeros((n, n), np.uint8)
+    c = n / 2
+    if kind == "coin":
+        cv2.circle(a, tuple(int(v) for v in _pts([c, c])), int(s / 2 * _S), 255, -1, cv2.LINE_AA, _SH)
+    else:
+        bw = s * rng.uniform(0.1, 0.3)
+        cv2.fillPoly(a, [_pts([[2, c - bw / 2], [n - 2, c - bw / 2], [n - 2, c + bw / 2], [2, c + bw / 2]])], 255, cv2.LINE_AA, _SH)
+    col = rng.uniform(30, 230, 3)
+    rgb = np.empty((n, n, 3), np.float32)
+    rgb[:] = col
+    rgba = np.dstack([rgb.astype(np.uint8), a])
+    out, _ = _rotate_rgba(rgba, angle_deg)
+    return out, {"kind": kind, "fallback": True}

@@ -1,0 +1,425 @@
+"""``SampleRenderer``: one synthetic key photo (image, mask, instances, meta) per (index, run_seed).
+
+Scene recipe (domain randomisation, Tobin et al. 2017; cut-paste, Dwibedi et al. 2017; copy-paste
+with occlusion-updated masks, Ghiasi et al. 2021): background -> distractors under -> ring halves
+under -> keys (cast + contact shadow each, from ONE scene light) -> ring halves over ->
+distractors over -> blobs / fingers over keys -> illumination gradient x exposure -> camera chain.
+Every random part draws from its own ``synth.seeding.child_rng(seed, stream)`` so switching a
+family off leaves the rest of the sample unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from .compose import Canvas, Layer, rgba_to_layer, shadow_alpha, warp_layer
+from .config import SynthConfig
+from .seeding import child_rng, sample_seed
+from . import functional as F
+from .occluders import FallbackKeys, blob_layer, fallback_distractor, finger_layer, key_ring_layers
+
+__all__ = ["SampleRenderer", "make_keys", "jsonable"]
+
+MIN_KEY_RENDER_PX = 24.0
+
+
+def jsonable(x):
+    """numpy scalars/arrays -> Python types, floats rounded to 4 decimals (meta is JSON)."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return round(float(x), 4)
+    return x
+
+
+def make_keys(spec: str, kinds=None, materials=None):
+    """Key cut-out source from ``SynthConfig.key_source``: "procedural" (``synth.keys``; falls back
+    to ``FallbackKeys`` only if that module does not exist), "fallback", or a cut-out folder."""
+    if spec == "fallback":
+        return FallbackKeys()
+    if spec == "procedural":
+        try:
+            from synth.keys import ProceduralKeys
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("synth.keys",):
+                raise
+            return FallbackKeys()
+        return ProceduralKeys(kinds=kinds, materials=materials)
+    import os
+
+    if os.path.isdir(spec):
+        from synth.cutouts import FolderCutouts
+
+        return FolderCutouts(spec)
+    raise ValueError(f"unknown key_source {spec!r}; valid: 'procedural', 'fallback' or a folder of cut-outs")
+
+
+def _distractor_fn():
+    try:
+        import synth.distractors as D
+    except ModuleNotFoundError as exc:
+        if exc.name != "synth.distractors":
+            raise
+        return fallback_distractor, ("coin", "bar")
+    return D.render_distractor, tuple(D.DISTRACTOR_KINDS)
+
+
+def _loguniform(rng, lo, hi):
+    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+class SampleRenderer:
+    """Render samples per DESIGN.md's sample contract. Picklable; sources are built lazily.
+
+    Args:
+        config: SynthConfig (None = defaults).
+        backgrounds: a ``BackgroundSource`` (None = ``make_backgrounds(config.backgrounds)``).
+        keys: a key cut-out source with ``sample(rng, *, length_px, angle_deg, light_dir, env,
+            shading)`` (and optionally ``sample_layers`` giving the metal-only label alpha);
+            None = ``make_keys(config.key_source)``.
+    """
+
+    def __init__(self, config: SynthConfig | None = None, backgrounds=None, keys=None):
+        self.config = config if config is not None else SynthConfig()
+        if not isinstance(self.config, SynthConfig):
+            raise TypeError(f"config must be a SynthConfig, got {type(self.config).__name__}")
+        self._backgrounds = backgrounds
+        self._keys = keys
+        self._camera = None
+        self._distract = None
+
+    def __getstate__(self):
+        st = self.__dict__.copy()
+        st["_camera"] = None
+        st["_distract"] = None
+        return st
+
+    @property
+    def backgrounds(self):
+        if self._backgrounds is None:
+            from backgrounds import make_backgrounds
+
+            self._backgrounds = make_backgrounds(self.config.backgrounds)
+        return self._backgrounds
+
+    @property
+    def keys(self):
+        if self._keys is None:
+            c = self.config
+            self._keys = make_keys(c.key_source, c.key_kinds, c.key_materials)
+        return self._keys
+
+    @property
+    def camera(self):
+        if self._camera is None:
+            from .camera import CameraChain
+
+            self._camera = CameraChain(self.config)
+        return self._camera
+
+    # ------------------------------------------------------------------ pieces
+    def _key_layer(self, rng, L, angle, light, env, S):
+        """Render one key of long side L px (any size: tiny keys are rendered larger and shrunk),
+        perspective-jitter it; -> (Layer at x0=y0=0, hole_xy in layer px or None, meta)."""
+        c = self.config
+        Lr = max(L, MIN_KEY_RENDER_PX)
+        src = self.keys
+        if hasattr(src, "sample_layers"):
+            rgba, lab, km = src.sample_layers(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env, shading=c.shading)
+        else:
+            rgba, km = src.sample(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env, shading=c.shading)
+            lab = None
+        layer = rgba_to_layer(rgba, lab)
+        hole = km.get("hole_xy")
+        h, w = layer.alpha.shape
+        # projective jitter (+ foreshortening + downscale for tiny keys) as one warp
+        s = L / Lr
+        jit = float(rng.uniform(*c.perspective_range))
+        asp = float(rng.uniform(*c.aspect_jitter_range))
+        src_pts = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+        d = rng.uniform(-jit, jit, (4, 2)) * max(h, w)
+        ang = math.radians(float(rng.uniform(0, 180)))
+        u = np.array([math.cos(ang), math.sin(ang)])  # foreshortening axis
+        ctr = np.array([w / 2, h / 2])
+        rel = src_pts - ctr
+        rel = rel + np.outer(rel @ u, u) * (asp - 1)
+        dst = (rel + d) * s
+        dst -= dst.min(0) - 1
+        M = cv2.getPerspectiveTransform(src_pts, dst.astype(np.float32))
+        ow, oh = int(np.ceil(dst[:, 0].max())) + 2, int(np.ceil(dst[:, 1].max())) + 2
+        M0 = M
+        if s < 0.999:  # shrink: pre-area-resize so the bilinear warp does not alias
+            small = cv2.resize(rgba, (max(2, int(round(w * s))), max(2, int(round(h * s)))), interpolation=cv2.INTER_AREA)
+            lab_s = None if lab is None else cv2.resize(lab, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
+            sx, sy = small.shape[1] / w, small.shape[0] / h
+            layer = rgba_to_layer(small, lab_s)
+            M = M @ np.diag([1 / sx, 1 / sy, 1.0])
+        layer = warp_layer(layer, M, (oh, ow))
+        if hole is not None:
+            p = M0 @ np.array([hole[0], hole[1], 1.0])
+            hole = [float(p[0] / p[2]), float(p[1] / p[2])]
+        km = {k: v for k, v in km.items() if k not in ("render",)}
+        km.update({"length_px": L, "render_length_px": Lr, "angle_deg": angle, "perspective": jit, "aspect": asp})
+        return layer, hole, km
+
+    def _shadow(self, canvas, layer, rng, light, L, lift=1.0):
+        """Cast + contact shadow of ``layer`` on the canvas (before pasting it)."""
+        c = self.config
+        if not (c.shadows and rng.random() < c.shadow_prob):
+            return None
+        lx, ly, lz = light
+        n = math.hypot(lx, ly) or 1.0
+        cot = min(3.0, math.hypot(lx, ly) / max(lz, 0.2))
+        off = float(rng.uniform(*c.shadow_offset_range)) * L * cot * lift
+        sig = float(rng.uniform(*c.shadow_blur_range)) * L * lift + 0.6
+        st = float(rng.uniform(*c.shadow_strength_range))
+        dx, dy = -lx / n * off, -ly / n * off
+        pad = int(math.ceil(3 * sig)) + 1
+        a = layer.alpha
+        sa = shadow_alpha(a, sig, pad)
+        tint = (1.0, 1.0, 0.92) if rng.random() < 0.5 else None
+        canvas.darken(sa, int(round(layer.x0 - pad + dx)), int(round(layer.y0 - pad + dy)), st, tint)
+        cst = 0.0
+        if lift <= 1.0:
+            cst = float(rng.uniform(*c.contact_shadow_strength_range))
+            csig = 0.5 + 0.004 * L
+            cp = int(math.ceil(3 * csig)) + 1
+            ca = shadow_alpha(a, csig, cp)
+            canvas.darken(ca, layer.x0 - cp, layer.y0 - cp, cst)
+        return {"offset_px": off, "blur_px": sig, "strength": st, "contact_strength": cst}
+
+    # ------------------------------------------------------------------ main
+    def render(self, index: int, run_seed: int, debug: bool = False) -> dict:
+        """Render sample ``index`` of run ``run_seed``.
+
+        Returns:
+            dict with ``image`` uint8 (S, S, 3) RGB, ``mask`` uint8 (S, S) {0,1} (255 on the ignore
+            band if enabled), ``instances`` uint16 (S, S), ``meta`` (JSON-serialisable: seed, index,
+            run_seed, every sampled parameter). With ``debug=True`` also ``key_alpha`` float32 (S, S):
+            the keys' label coverage composited over each other but BEFORE any non-key occluder,
+            and ``coverage``: the total visible key coverage after everything
+            (mask == coverage >= 0.5, except keys dropped by ``min_visible_px``).
+        """
+        c = self.config
+        seed = sample_seed(run_seed, index)
+        S = c.size
+        r_lay = child_rng(seed, "layout")
+        bg, bg_meta = self.backgrounds.sample(child_rng(seed, "background"), (S, S))
+        if bg.shape != (S, S, 3) or bg.dtype != np.uint8:
+            raise ValueError(f"background source {self.backgrounds!r} returned {bg.dtype} {bg.shape}, expected uint8 {(S, S, 3)}")
+        r_light = child_rng(seed, "light")
+        az = float(r_light.uniform(0, 360))
+        el = float(r_light.uniform(*c.light_elevation_range))
+        ca, sa_, ce, se = math.cos(math.radians(az)), math.sin(math.radians(az)), math.cos(math.radians(el)), math.sin(math.radians(el))
+        light = (ce * ca, ce * sa_, se)
+        env = cv2.blur(cv2.resize(bg, (64, 64), interpolation=cv2.INTER_AREA), (9, 9))
+        canvas = Canvas(bg)
+        meta: dict = {"seed": seed, "index": int(index), "run_seed": int(run_seed), "size": S,
+                      "background": bg_meta, "light": {"azimuth_deg": az, "elevation_deg": el, "dir": list(light)}}
+
+        # ---------------- layout
+        if r_lay.random() < c.empty_prob:
+            mode, n = "empty", 0
+        else:
+            u = r_lay.random()
+            if u < c.crop_like_prob:
+                mode, n = "crop", 1
+            elif u < c.crop_like_prob + (1 - c.crop_like_prob) * c.ring_cluster_prob:
+                mode, n = "cluster", int(r_lay.integers(max(2, c.n_keys_range[0]), max(2, c.n_keys_range[1]) + 1))
+            else:
+                mode, n = "scatter", int(r_lay.integers(c.n_keys_range[0], c.n_keys_range[1] + 1))
+        meta["mode"] = mode
+        if mode == "crop":
+            scale = float(r_lay.uniform(*c.crop_like_length_range))
+        else:
+            lo, hi = c.key_length_range if r_lay.random() < c.tiny_key_prob else c.key_length_typical_range
+            if not (mode == "scatter" and n == 1):  # several keys must fit together
+                hi = min(hi, max(lo * 1.01, hi * (0.75 if mode == "scatter" else 0.55)))
+            scale = _loguniform(r_lay, lo, hi)
+        meta["key_scale"] = scale
+
+        r_keys = child_rng(seed, "keys")
+        r_sh = child_rng(seed, "shadows")
+        placed = []  # (layer, hole_frame, blade_dir, L, meta)
+        ring_spec = None
+        if mode == "cluster":
+            ring_r = scale * S * float(r_lay.uniform(0.15, 0.3))
+            rc = r_lay.uniform(0.25, 0.75, 2) * S
+            base = float(r_lay.uniform(0, 360))
+            spread = float(r_lay.uniform(30, 150))
+            ring_spec = {"centre": rc.tolist(), "radius": ring_r}
+        delta = None
+        for k in range(n):
+            L = scale * S * (float(r_lay.uniform(0.85, 1.15)) if n > 1 else 1.0)
+            if mode == "cluster":
+                phi = base + (k / max(1, n - 1) - 0.5) * spread + float(r_lay.normal(0, 8))
+                want = phi if delta is None else phi - delta  # blade points outward from the ring
+                angle = want
+            else:
+                angle = float(r_lay.uniform(0, 360))
+            layer, hole, km = self._key_layer(r_keys, L, angle, light, env, S)
+            h, w = layer.alpha.shape
+            ctr = np.array([w / 2, h / 2])
+            hole_v = np.array(hole) if hole is not None else ctr - 0.35 * L * np.array([math.cos(math.radians(angle)), -math.sin(math.radians(angle))])
+            bd = ctr - hole_v
+            bd = bd / (np.linalg.norm(bd) or 1.0)
+            if mode == "cluster":
+                blade_ang = math.degrees(math.atan2(-bd[1], bd[0]))
+                if delta is None:
+                    delta = blade_ang - angle
+                pr = math.radians(phi)
+                target = np.array(ring_spec["centre"]) + ring_spec["radius"] * np.array([math.cos(pr), -math.sin(pr)])
+                pos = target - hole_v
+            elif mode == "crop":
+                cut = r_lay.random() < c.crop_like_cut_prob
+                sh = r_lay.normal(0, 0.04, 2) * S
+                if cut:
+                    t = r_lay.uniform(0, 2 * math.pi)
+                    sh = sh + np.array([math.cos(t), math.sin(t)]) * L * float(r_lay.uniform(0.25, 0.5))
+                pos = np.array([S / 2, S / 2]) + sh - ctr
+                km["border_cut"] = bool(cut)
+            else:
+                cut = r_lay.random() < c.border_cut_prob
+                lo_ = -0.25 * np.array([w, h]) if cut else np.array([0.0, 0.0])
+                hi_ = np.array([S, S]) - np.array([w, h]) * (0.75 if cut else 1.0)
+                pos = np.array([r_lay.uniform(min(lo_[i], hi_[i]), max(lo_[i], hi_[i])) for i in range(2)])
+                km["border_cut"] = bool(cut)
+            layer.x0, layer.y0 = int(round(pos[0])), int(round(pos[1]))
+            hole_f = [float(hole_v[0] + layer.x0), float(hole_v[1] + layer.y0)]
+            km["xy"] = [layer.x0, layer.y0]
+            placed.append((layer, hole_f, (float(bd[0]), float(bd[1])), L, km))
+
+        # ---------------- negatives (distractors), rings, occluders
+        under_d, over_d, rings_under, rings_over, tops = [], [], [], [], []
+        neg_meta, occ_meta = [], []
+        if c.occluders:
+            r_neg = child_rng(seed, "negatives")
+            if self._distract is None:
+                self._distract = _distractor_fn()
+            fn, kinds = self._distract
+            nd = int(r_neg.integers(c.n_distractors_range[0], c.n_distractors_range[1] + 1))
+            for _ in range(nd):
+                kind = str(kinds[int(r_neg.integers(len(kinds)))])
+                size_px = max(8.0, _loguniform(r_neg, *c.distractor_size_range) * S)
+                rgba, dm = fn(r_neg, kind, size_px=size_px, angle_deg=float(r_neg.uniform(0, 360)), light_dir=light,
+                              shading=c.shading)
+                lay = rgba_to_layer(rgba)
+                hh, ww = lay.alpha.shape
+                lay.x0 = int(r_neg.uniform(-ww * 0.3, S - ww * 0.7))
+                lay.y0 = int(r_neg.uniform(-hh * 0.3, S - hh * 0.7))
+                over = bool(r_neg.random() < 0.3)
+                (over_d if over else under_d).append((lay, size_px))
+                neg_meta.append({"kind": kind, "size_px": size_px, "over_keys": over, "xy": [lay.x0, lay.y0],
+                                 **{k: v for k, v in dm.items() if k != "kind"}})
+            r_ring = child_rng(seed, "rings")
+            if mode == "cluster" and placed:
+                lay0, hole0, bd0, L0, _ = placed[0]
+                ctr_r = np.array(ring_spec["centre"])
+                hole_dir = (np.array(hole0) - ctr_r)
+                hole_dir = hole_dir / (np.linalg.norm(hole_dir) or 1)
+                u_, o_, rm = key_ring_layers(r_ring, hole0, tuple(hole_dir), L0, light, c.shading, radius=ring_spec["radius"])
+                rings_under.append(u_)
+                rings_over.append(o_)
+                occ_meta.append({"type": "ring", **rm})
+            else:
+                for lay, hole_f, bd, L, km in placed:
+                    if r_ring.random() < c.key_ring_prob and km.get("hole_xy") is not None:
+                        u_, o_, rm = key_ring_layers(r_ring, hole_f, bd, L, light, c.shading)
+                        rings_under.append(u_)
+                        rings_over.append(o_)
+                        occ_meta.append({"type": "ring", **rm})
+            r_occ = child_rng(seed, "occluders")
+            if placed and r_occ.random() < c.hand_prob:
+                lay, _, bd, L, _ = placed[int(r_occ.integers(len(placed)))]
+                ys, xs = np.nonzero(lay.alpha > 0.5)
+                if len(xs):
+                    nf = 1 + int(r_occ.random() < 0.4)
+                    for f in range(nf):
+                        j = int(r_occ.integers(len(xs)))
+                        tip = (xs[j] + lay.x0, ys[j] + lay.y0)
+                        t = float(r_occ.uniform(0, 2 * math.pi))
+                        width = max(3.0, L * float(r_occ.uniform(0.22, 0.45)))
+                        fl, fm = finger_layer(r_occ, tip, (math.cos(t), math.sin(t)), width, 1.5 * S, light, c.shading, (S, S))
+                        tops.append(fl)
+                        occ_meta.append({"type": "finger", "tip": [float(tip[0]), float(tip[1])], "dir_rad": t, **fm})
+            if placed and r_occ.random() < c.blob_occluder_prob:
+                lay, _, _, L, _ = placed[int(r_occ.integers(len(placed)))]
+                hh, ww = lay.alpha.shape
+                ctr = (lay.x0 + ww * float(r_occ.uniform(0, 1)), lay.y0 + hh * float(r_occ.uniform(0, 1)))
+                rad = L * float(r_occ.uniform(0.2, 0.6))
+                bl, bm = blob_layer(r_occ, ctr, rad, light, c.shading)
+                tops.append(bl)
+                occ_meta.append({"type": "blob", "centre": list(ctr), **bm})
+
+        # ---------------- composite
+        sh_meta = []
+        for lay, sz in under_d:
+            self._shadow(canvas, lay, r_sh, light, sz)
+            canvas.paste(lay)
+        for lay in rings_under:
+            canvas.paste(lay)
+        key_alpha = np.zeros((S, S), np.float32) if debug else None
+        for k, (lay, _, _, L, km) in enumerate(placed, start=1):
+            sh_meta.append(self._shadow(canvas, lay, r_sh, light, L))
+            canvas.paste(lay, key_id=k)
+            if debug and k in canvas.cov:  # keys-only "over" composite of the label coverage
+                x0, y0, cov = canvas.cov[k]
+                h_, w_ = cov.shape
+                va = lay.alpha[y0 - lay.y0:y0 - lay.y0 + h_, x0 - lay.x0:x0 - lay.x0 + w_]
+                ka = key_alpha[y0:y0 + h_, x0:x0 + w_]
+                ka *= 1.0 - va
+                ka += cov
+        for lay in rings_over:
+            canvas.paste(lay)
+        for lay, sz in over_d:
+            self._shadow(canvas, lay, r_sh, light, sz)
+            canvas.paste(lay)
+        for lay in tops:
+            self._shadow(canvas, lay, r_sh, light, float(max(lay.alpha.shape)) * 0.3, lift=2.0)
+            canvas.paste(lay)
+
+        # ---------------- illumination, camera
+        amp = float(r_light.uniform(*c.lighting_gradient_range))
+        amb = float(r_light.uniform(*c.ambient_range))
+        img = canvas.img
+        if amp > 0 or abs(amb - 1) > 1e-3:
+            img = F.lighting_gradient(img, amp, light[0], light[1])
+            if abs(amb - 1) > 1e-3:
+                img *= np.float32(amb)
+        meta["illumination"] = {"gradient_amplitude": amp, "exposure": amb}
+        if c.camera:
+            image, cam_meta = self.camera(img, child_rng(seed, "camera"))
+        else:
+            image, cam_meta = F.to_uint8(img), {}
+        meta["camera"] = cam_meta
+
+        mask, inst, counts = canvas.labels(c.ignore_band, c.ignore_band_px, c.min_visible_px)
+        keys_meta = []
+        iid = 0
+        for k, (lay, hole_f, bd, L, km) in enumerate(placed, start=1):
+            vis = counts.get(k, 0)
+            if k in counts:
+                iid += 1
+            keys_meta.append({**km, "instance_id": iid if k in counts else 0, "visible_px": vis, "shadow": sh_meta[k - 1]})
+        meta.update({"keys": keys_meta, "n_keys_visible": len(counts), "negatives": neg_meta, "occluders": occ_meta,
+                     "ring": ring_spec})
+        out = {"image": image, "mask": mask, "instances": inst, "meta": jsonable(meta)}
+        if debug:
+            cov = np.zeros((S, S), np.float32)
+            for k, (x0, y0, cv) in canvas.cov.items():
+                h_, w_ = cv.shape
+                cov[y0:y0 + h_, x0:x0 + w_] += cv
+            out["key_alpha"] = key_alpha
+            out["coverage"] = cov
+        return out

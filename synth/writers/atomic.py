@@ -1,0 +1,72 @@
+"""Atomic file writes: every output file is written to a temporary name, then ``os.replace``'d.
+
+A reader (or a resumed run) therefore sees either the complete old file, the complete new file or
+no file, never half a file. Temporary files live in one folder per output run (``.keysynth/tmp``
+inside the output folder, same file system as the outputs, so ``os.replace`` is an atomic rename),
+which lets a resumed run delete the leftovers of a killed run in one place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+__all__ = ["atomic_write_bytes", "atomic_open", "clean_tmp_dir", "TMP_PREFIX"]
+
+TMP_PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, tmp_dir: str | os.PathLike | None = None) -> Iterator[BinaryIO]:
+    """Open a binary file for writing that appears at ``path`` only when the block ends cleanly.
+
+    The data go to ``tmp_dir`` (default: the folder of ``path``) under a unique ``.tmp-*`` name, are
+    flushed, then renamed onto ``path`` with ``os.replace`` (atomic on POSIX within one file
+    system). On an exception the temporary file is removed and ``path`` is left untouched.
+
+    Args:
+        path: final file path.
+        tmp_dir: folder for the temporary file; must be on the same file system as ``path``.
+    """
+    path = Path(path)
+    folder = Path(tmp_dir) if tmp_dir is not None else path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    # O_EXCL with a unique name (like mkstemp) but mode 0o666 & ~umask, so outputs get the usual
+    # permissions instead of mkstemp's 0o600.
+    tmp = os.path.join(folder, f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}-{path.name}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, tmp_dir: str | os.PathLike | None = None) -> None:
+    """Write ``data`` to ``path`` atomically (temporary name + ``os.replace``); see :func:`atomic_open`."""
+    with atomic_open(path, tmp_dir) as fh:
+        fh.write(data)
+
+
+def clean_tmp_dir(tmp_dir: str | os.PathLike) -> int:
+    """Delete leftover ``.tmp-*`` files of killed writers in ``tmp_dir``; returns how many were removed.
+
+    Call only while no writer of this output folder is running (start and end of a run).
+    """
+    folder = Path(tmp_dir)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for entry in os.scandir(folder):
+        if entry.name.startswith(TMP_PREFIX) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed += 1
+    return removed

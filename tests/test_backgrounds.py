@@ -1,0 +1,117 @@
+"""Background sources: folder crops/rescales, corrupt files, procedural kinds, bundled photos."""
+
+import pickle
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from backgrounds import (PROCEDURAL_KINDS, BackgroundError, BundledBackgrounds, FolderBackgrounds,
+                         MixedBackgrounds, ProceduralBackgrounds, default_backgrounds, make_backgrounds)
+
+SHARED = Path("/work/shared/data/backgrounds")
+
+
+def _write_photo(path: Path, h: int, w: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = cv2.resize(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_CUBIC)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), img)
+    return img
+
+
+@pytest.fixture()
+def photo_dir(tmp_path):
+    _write_photo(tmp_path / "a.jpg", 300, 400, 0)
+    _write_photo(tmp_path / "sub" / "b.png", 500, 200, 1)
+    (tmp_path / "notes.txt").write_text("not an image")
+    return tmp_path
+
+
+@pytest.mark.parametrize("size", [(64, 64), (100, 50), (256, 256)])
+def test_folder_crops_and_rescales(photo_dir, size):
+    src = FolderBackgrounds(photo_dir)
+    assert len(src) == 2 and src.files == ["a.jpg", "sub/b.png"]
+    for s in range(6):
+        img, meta = src.sample(np.random.default_rng(s), size)
+        assert img.shape == (*size, 3) and img.dtype == np.uint8
+        assert meta["source"] == "folder" and meta["file"] in src.files
+        x0, y0, cw, ch = meta["crop"]
+        dh, dw = meta["decoded_hw"]
+        assert 0 <= x0 and x0 + cw <= dw and 0 <= y0 and y0 + ch <= dh
+        assert abs(cw / ch - size[1] / size[0]) < 0.1
+
+
+def test_folder_deterministic_and_picklable(photo_dir):
+    src = FolderBackgrounds(photo_dir)
+    a, ma = src.sample(np.random.default_rng(5), (80, 80))
+    src2 = pickle.loads(pickle.dumps(src))
+    b, mb = src2.sample(np.random.default_rng(5), (80, 80))
+    assert np.array_equal(a, b) and ma == mb
+
+
+def test_folder_corrupt_file_names_file(tmp_path):
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
+    src = FolderBackgrounds(tmp_path)
+    with pytest.raises(BackgroundError, match="broken.jpg"):
+        src.sample(np.random.default_rng(0), (32, 32))
+
+
+def test_folder_empty_and_missing(tmp_path):
+    with pytest.raises(BackgroundError, match="no images"):
+        FolderBackgrounds(tmp_path).sample(np.random.default_rng(0), (32, 32))
+    with pytest.raises(BackgroundError, match="does not exist"):
+        FolderBackgrounds(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("kind", sorted(PROCEDURAL_KINDS))
+def test_procedural_kind(kind):
+    src = ProceduralBackgrounds((kind,))
+    a, ma = src.sample(np.random.default_rng(3), (96, 128))
+    b, mb = src.sample(np.random.default_rng(3), (96, 128))
+    c, _ = src.sample(np.random.default_rng(4), (96, 128))
+    assert a.shape == (96, 128, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b) and ma == mb and ma["kind"] == kind
+    assert not np.array_equal(a, c)
+    assert a.std() > 0.5  # not a constant image
+
+
+def test_procedural_unknown_kind_lists_valid():
+    with pytest.raises(ValueError, match="wood"):
+        ProceduralBackgrounds(("marble_xyz",))
+
+
+def test_bundled_loads():
+    src = BundledBackgrounds()
+    assert len(src.files) >= 5
+    seen = set()
+    for s in range(10):
+        img, meta = src.sample(np.random.default_rng(s), (64, 64))
+        assert img.shape == (64, 64, 3) and img.dtype == np.uint8 and meta["source"] == "bundled"
+        seen.add(meta["file"])
+    assert len(seen) >= 3
+
+
+def test_mixed_and_registry(tmp_path, photo_dir):
+    mix = MixedBackgrounds([(ProceduralBackgrounds(), 1.0), (FolderBackgrounds(photo_dir), 1.0)])
+    sources = {mix.sample(np.random.default_rng(s), (32, 32))[1]["source"] for s in range(20)}
+    assert sources == {"procedural", "folder"}
+    assert isinstance(make_backgrounds(str(photo_dir)), FolderBackgrounds)
+    assert isinstance(make_backgrounds("procedural"), ProceduralBackgrounds)
+    assert isinstance(make_backgrounds("default"), MixedBackgrounds)
+    assert make_backgrounds("procedural:wood,tiles").kinds == ("wood", "tiles")
+    with pytest.raises(ValueError, match="bundled"):
+        make_backgrounds("no_such_source")
+    with pytest.raises(ValueError):
+        MixedBackgrounds([])
+    img, meta = default_backgrounds().sample(np.random.default_rng(0), (48, 48))
+    assert img.shape == (48, 48, 3)
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="shared background photos not present")
+def test_shared_folder_reduced_decode():
+    src = FolderBackgrounds(SHARED)
+    img, meta = src.sample(np.random.default_rng(0), (128, 128))
+    assert img.shape == (128, 128, 3)
+    assert min(meta["decoded_hw"]) < 700  # decoded with IMREAD_REDUCED_* for a small output

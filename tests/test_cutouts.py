@@ -1,0 +1,76 @@
+"""Folder cut-outs: RGBA PNGs and image + mask pairs, resize/rotate, clear errors."""
+
+from __future__ import annotations
+
+import pickle
+
+import cv2
+import numpy as np
+import pytest
+
+from synth.cutouts import CutoutError, FolderCutouts
+
+
+def _write(path, img):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), img)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    rgba = np.zeros((60, 140, 4), np.uint8)
+    rgba[..., :3] = (40, 160, 220)
+    rgba[20:40, 10:130, 3] = 255  # 120 x 20 key
+    _write(tmp_path / "bar.png", rgba)
+    img = np.full((80, 80, 3), 200, np.uint8)
+    mask = np.zeros((80, 80), np.uint8)
+    mask[10:70, 35:45] = 1  # 10 x 60 vertical key, 0/1 mask
+    _write(tmp_path / "images" / "pair.jpg", img)
+    _write(tmp_path / "masks" / "pair.png", mask)
+    return tmp_path
+
+
+def _sample_named(src, name, **kw):
+    for seed in range(50):
+        rgba, key, meta = src.sample_layers(np.random.default_rng(seed), **kw)
+        if meta["name"] == name:
+            return rgba, key, meta
+    raise AssertionError(f"{name} never sampled")
+
+
+def test_rgba_png_and_pair(folder):
+    src = FolderCutouts(folder)
+    assert len(src) == 2
+    rgba, key, meta = _sample_named(src, "bar", length_px=60, angle_deg=0, light_dir=(0, 0, 1))
+    ys, xs = np.nonzero(rgba[..., 3] > 127)
+    assert abs(np.ptp(xs) + 1 - 60) <= 2 and abs(np.ptp(ys) + 1 - 10) <= 2
+    assert np.array_equal(key, rgba[..., 3])
+    rgba, key, meta = _sample_named(src, "images/pair", length_px=120, angle_deg=90, light_dir=(0, 0, 1))
+    ys, xs = np.nonzero(rgba[..., 3] > 127)
+    assert abs(np.ptp(xs) + 1 - 120) <= 3 and abs(np.ptp(ys) + 1 - 20) <= 3  # 60 px tall -> 120, rotated 90
+    assert rgba[..., 3].max() == 255 and (rgba[..., 3] == 0).any()
+
+
+def test_deterministic_and_picklable(folder):
+    src = FolderCutouts(folder)
+    a = src.sample(np.random.default_rng(3), length_px=80, angle_deg=30)[0]
+    b = pickle.loads(pickle.dumps(src)).sample(np.random.default_rng(3), length_px=80, angle_deg=30)[0]
+    assert a.tobytes() == b.tobytes()
+
+
+def test_errors_name_the_file(tmp_path):
+    with pytest.raises(CutoutError, match="empty"):
+        FolderCutouts(tmp_path).sample(np.random.default_rng(0), length_px=50, angle_deg=0)
+    with pytest.raises(CutoutError, match="does not exist"):
+        len(FolderCutouts(tmp_path / "nope"))
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(CutoutError, match="broken.png"):
+        FolderCutouts(tmp_path).sample(np.random.default_rng(0), length_px=50, angle_deg=0)
+    (tmp_path / "broken.png").unlink()
+    _write(tmp_path / "rgb.png", np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(CutoutError, match="rgb.png.*alpha"):
+        FolderCutouts(tmp_path).sample(np.random.default_rng(0), length_px=50, angle_deg=0)
+    (tmp_path / "rgb.png").unlink()
+    _write(tmp_path / "images" / "lonely.jpg", np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(CutoutError, match="lonely"):
+        len(FolderCutouts(tmp_path))

@@ -1,0 +1,88 @@
+"""Training loop (train/trainer.py), config and CLI (train/config.py, train/commands.py)."""
+
+import argparse
+import csv
+
+import pytest
+import torch
+
+from train.config import TrainConfig
+from train.toy import ToyDiscRenderer
+from train.trainer import train
+
+torch.set_num_threads(1)
+
+
+def _cfg(tmp_path, **kw):
+    base = dict(out=str(tmp_path / "run"), image_size=64, encoder_name="resnet18", batch_size=4, steps=30, lr=3e-3,
+                warmup=3, num_workers=0, eval_every=0, val_size=4, log_every=1, checkpoint_every=0, progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_tiny_training_run_loss_falls_and_writes_outputs(tmp_path):
+    cfg = _cfg(tmp_path, steps=30, checkpoint_every=10, keep_last_n=2, image_size=32)
+    s = train(cfg, producer=ToyDiscRenderer(32))
+    losses = [r["loss"] for r in s["history"]]
+    assert len(losses) == 30
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5, losses
+    assert s["metrics"]["val_iou"] > 0.3
+    ck = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in ck.glob("ckpt-*.pt")) == ["ckpt-0000020.pt", "ckpt-0000030.pt"]  # rotation
+    assert (ck / "last.pt").is_file() and (ck / "best.pt").is_file()
+    assert (tmp_path / "run" / "config.yaml").is_file()
+    state = torch.load(ck / "last.pt", weights_only=False)
+    assert state["step"] == 30 and state["config"]["encoder_name"] == "resnet18"
+    assert state["model_spec"]["image_size"] == 32 and state["model_spec"]["arch"] == "Unet"
+    assert {"model", "optimizer", "scheduler", "rng", "stream"} <= set(state)
+    from real_eval.model_io import load_checkpoint
+
+    model, spec = load_checkpoint(ck / "last.pt")
+    assert spec["encoder_name"] == "resnet18"
+    with open(tmp_path / "run" / "log.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 30
+
+
+def test_resume_gives_same_next_batch_and_loss(tmp_path):
+    steps, r = 6, ToyDiscRenderer(32)
+    full = train(_cfg(tmp_path / "a", steps=steps, image_size=32), producer=r)
+    part = train(_cfg(tmp_path / "b", steps=steps, image_size=32), producer=r, should_stop=lambda step: step >= 3)
+    assert part["stopped_early"] and part["step"] == 3
+    rest = train(_cfg(tmp_path / "b", steps=steps, image_size=32, resume="auto"), producer=r)
+    a = {r["step"]: r for r in full["history"]}
+    b = {r["step"]: r for r in part["history"] + rest["history"]}
+    assert sorted(b) == list(range(1, steps + 1))
+    for st in range(1, steps + 1):
+        assert a[st]["batch_id"] == b[st]["batch_id"], f"step {st}: different batch"
+        assert a[st]["loss"] == pytest.approx(b[st]["loss"], rel=1e-5, abs=1e-6), f"step {st}"
+    with open(tmp_path / "b" / "run" / "log.csv") as fh:
+        assert [int(r["step"]) for r in csv.DictReader(fh)] == list(range(1, steps + 1))
+
+
+def test_async_stream_training_runs(tmp_path):
+    cfg = _cfg(tmp_path, steps=4, num_workers=1, buffer_size=8, max_reuse=2, log_every=2, image_size=32,
+               boundary_loss="edge_bce")
+    s = train(cfg, producer=ToyDiscRenderer(32))
+    assert s["step"] == 4 and s["stream"]["consumed"] == 16
+    assert all(r["loss"] == r["loss"] for r in s["history"])
+
+
+def test_config_yaml_and_cli_overrides(tmp_path):
+    from train.commands import config_from_args, register
+
+    cfg = TrainConfig(lr=2e-3, batch_size=3, real_dir=None)
+    path = cfg.to_yaml(tmp_path / "c.yaml")
+    assert TrainConfig.from_yaml(path) == cfg
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["train", "--config", str(path), "--lr", "1e-4", "--no-channels-last",
+                              "--encoder-weights", "none", "--out", str(tmp_path / "o")])
+    got = config_from_args(args)
+    assert got.lr == 1e-4 and got.batch_size == 3 and got.channels_last is False and got.encoder_weights is None
+    assert got.out == str(tmp_path / "o")
+    with pytest.raises(ValueError, match="valid fields"):
+        TrainConfig.from_dict({"lrr": 1})
+    with pytest.raises(ValueError, match="valid names"):
+        TrainConfig(boundary_loss="hausdorff").validate()
+    with pytest.raises(ValueError, match="image_size"):
+        TrainConfig(image_size=100).validate()

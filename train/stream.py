@@ -1,0 +1,515 @@
+"""The live data stream: generator processes -> shared-memory ring buffer -> trainer batches.
+
+A *producer* is any picklable object with ``size`` (px) and ``render(index, run_seed) -> sample``
+(the sample contract of docs/DESIGN.md; ``synth.SampleRenderer`` in production,
+:class:`train.toy.ToyDiscRenderer` in tests). Sample ``index`` of run ``run_seed`` has fixed
+content (kubric-style seeds), so the stream is reproducible in *content*.
+
+Ring buffer (``multiprocessing.shared_memory``, one segment per array, created and unlinked by the
+trainer process): ``S`` slots of image (H, W, 3) uint8, mask (H, W) uint8, optional signed distance
+map (H, W) float16, and an int64 control block (per-slot state / sample index / use count and
+per-worker counters). Slot states: FREE -> WRITING (worker) -> READY (worker, flipped *after* the
+arrays are written) -> READING (trainer, while copying) -> READY/FREE. Every state flip happens
+under one ``multiprocessing.Lock``, whose acquire/release are memory barriers, so a READY slot is
+always fully written, also on weakly ordered CPUs. Image arrays are never pickled; only the
+producer is, once per worker.
+
+Worker ``w`` of ``W`` renders indices ``start + w, start + w + W, ...`` (deterministic assignment).
+
+Two orders:
+
+- ``fresh`` (default, asynchronous): the trainer draws each batch from READY slots, preferring the
+  least-used ones; a sample is drawn at most ``max_reuse`` times while enough fresh (< max_reuse
+  uses) samples exist. Workers write into FREE slots, then into exhausted ones, then (unless the
+  refresh mode below is on) into already-used ones, most-used first, so with a fast generator each
+  sample is used about once. When generation lags the trainer does not stall: it reuses samples
+  beyond ``max_reuse`` ("stalled-reuse", counted in :meth:`ShmStream.stats` and logged).
+  Reproducible in content, not in order (which sample lands in which batch depends on timing).
+- ``ordered`` (``deterministic=True``): batch ``t`` is samples ``start + t*B ... start + t*B + B-1``,
+  each used once; sample ``i`` goes to slot ``(i - start) % S``. Batches are a function of the
+  step, so ``--resume`` reproduces an uninterrupted run exactly. :class:`SyncStream` is the same
+  order rendered in the trainer process (``num_workers=0``).
+
+Issue-2 "refresh" form: ``refresh_fraction=f, refresh_every=K`` (with ``max_reuse=0``, unlimited):
+a buffer of ``S`` samples, uniform draws, and every ``K`` batches the oldest ``round(f * S)`` samples
+are retired; workers then only refill retired slots. ``max_reuse`` alone covers the continuous
+form (a sample is replaced after at most ``max_reuse`` draws).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+import traceback
+import zlib
+from dataclasses import dataclass
+from multiprocessing import get_context
+from multiprocessing import shared_memory
+
+import numpy as np
+
+__all__ = ["Batch", "ShmStream", "SyncStream", "check_sample", "make_stream"]
+
+log = logging.getLogger("keysynth.train")
+
+FREE, WRITING, READY, READING = 0, 1, 2, 3
+# control block columns (slot part) and worker part
+_STATE, _INDEX, _USES = 0, 1, 2
+
+
+@dataclass
+class Batch:
+    """One training batch (NumPy, host memory).
+
+    image uint8 (B, H, W, 3) RGB; mask uint8 (B, H, W) {0, 1, 255}; dist float16 (B, H, W) px or
+    None; index int64 (B,) sample indices; uses int64 (B,) draws of each sample including this
+    one; wait_s: seconds the trainer waited for data; stalled: some sample exceeded max_reuse.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    dist: np.ndarray | None
+    index: np.ndarray
+    uses: np.ndarray
+    wait_s: float = 0.0
+    stalled: bool = False
+
+    @property
+    def batch_id(self) -> int:
+        """crc32 of the sample indices (identifies the batch in logs)."""
+        return zlib.crc32(np.ascontiguousarray(self.index, dtype=np.int64).tobytes())
+
+
+def check_sample(sample: dict, size: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a producer's sample -> (image uint8 (S, S, 3), mask uint8 (S, S)).
+
+    Raises ``ValueError`` naming the index and the expected shape/dtype.
+    """
+    if not isinstance(sample, dict) or "image" not in sample or "mask" not in sample:
+        raise ValueError(f"sample {index}: producer must return a dict with 'image' and 'mask'")
+    img, mask = np.asarray(sample["image"]), np.asarray(sample["mask"])
+    if img.dtype != np.uint8 or img.shape != (size, size, 3):
+        raise ValueError(f"sample {index}: image must be uint8 ({size}, {size}, 3), got {img.dtype} {img.shape}; "
+                         f"set the producer's size to the training image_size")
+    if mask.dtype != np.uint8 or mask.shape != (size, size):
+        raise ValueError(f"sample {index}: mask must be uint8 ({size}, {size}), got {mask.dtype} {mask.shape}")
+    return img, mask
+
+
+# ------------------------------------------------------------------------------------------------
+# shared memory layout
+# ------------------------------------------------------------------------------------------------
+def _layout(slots: int, size: int, workers: int, with_dist: bool) -> dict[str, tuple[tuple[int, ...], str]]:
+    spec = {
+        "image": ((slots, size, size, 3), "uint8"),
+        "mask": ((slots, size, size), "uint8"),
+        "ctl": ((slots, 3), "int64"),
+        "wctl": ((max(workers, 1), 2), "int64"),  # per worker: generated count, next index
+    }
+    if with_dist:
+        spec["dist"] = ((slots, size, size), "float16")
+    return spec
+
+
+def _attach(names: dict[str, str], spec: dict) -> tuple[dict[str, np.ndarray], list]:
+    arrays, handles = {}, []
+    for key, (shape, dtype) in spec.items():
+        shm = shared_memory.SharedMemory(name=names[key])
+        handles.append(shm)
+        arrays[key] = np.ndarray(shape, dtype=dtype, buffer=shm.buf)
+    return arrays, handles
+
+
+def _worker_main(producer, names, spec, w, n_workers, start, run_seed, order, lock, stop, errors,
+                 with_dist, ignore_index, overwrite_used, max_reuse, parent_pid):
+    """Generator process: render assigned indices and publish them into free ring slots."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trainer owns shutdown
+    arrays, handles = _attach(names, spec)
+    ctl, wctl = arrays["ctl"], arrays["wctl"]
+    slots, size = ctl.shape[0], arrays["image"].shape[1]
+    if with_dist:
+        from train.distmaps import signed_distance_map
+    try:
+        k = 0
+        while not stop.is_set():
+            index = start + w + k * n_workers
+            image, mask = check_sample(producer.render(index, run_seed), size, index)
+            dist = signed_distance_map(mask, ignore_index) if with_dist else None
+            slot, pause = -1, 0.0005
+            while slot < 0:
+                if stop.is_set() or os.getppid() != parent_pid:
+                    return
+                with lock:
+                    state = ctl[:, _STATE]
+                    if order == "ordered":
+                        s = (index - start) % slots
+                        slot = s if state[s] == FREE else -1
+                    else:
+                        slot = _pick_slot_to_write(state, ctl[:, _USES], ctl[:, _INDEX], max_reuse, overwrite_used)
+                    if slot >= 0:
+                        ctl[slot, _STATE] = WRITING
+                if slot < 0:
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.01)
+            arrays["image"][slot] = image
+            arrays["mask"][slot] = mask
+            if dist is not None:
+                arrays["dist"][slot] = dist
+            with lock:  # state written last, under the lock (barrier)
+                ctl[slot, _INDEX] = index
+                ctl[slot, _USES] = 0
+                ctl[slot, _STATE] = READY
+                wctl[w, 0] += 1
+                wctl[w, 1] = index + n_workers
+            k += 1
+    except BaseException:  # report to the trainer, which re-raises
+        try:
+            errors.put((w, traceback.format_exc()))
+        except Exception:
+            pass
+    finally:
+        del arrays, ctl, wctl
+        for h in handles:
+            h.close()
+
+
+def _pick_slot_to_write(state, uses, index, max_reuse: int, overwrite_used: bool) -> int:
+    """Slot a worker may overwrite: FREE, else exhausted (uses >= max_reuse), else most-used."""
+    free = np.flatnonzero(state == FREE)
+    if len(free):
+        return int(free[0])
+    ready = state == READY
+    if max_reuse > 0:
+        ex = np.flatnonzero(ready & (uses >= max_reuse))
+        if len(ex):
+            return int(ex[np.lexsort((index[ex], -uses[ex]))[0]])
+    if overwrite_used:
+        used = np.flatnonzero(ready & (uses >= 1))
+        if len(used):
+            return int(used[np.lexsort((index[used], -uses[used]))[0]])
+    return -1
+
+
+# ------------------------------------------------------------------------------------------------
+# trainer side
+# ------------------------------------------------------------------------------------------------
+class _Stats:
+    def __init__(self):
+        self.consumed = 0  # sample draws
+        self.distinct = 0  # samples drawn at least once
+        self.stalled_batches = 0
+        self.wait_s = 0.0
+        self.t0 = time.perf_counter()
+        self._last = (self.t0, 0, 0, 0.0)
+
+    def window(self, generated: int) -> dict[str, float]:
+        """Rates since the previous call, plus totals."""
+        now = time.perf_counter()
+        t, g, c, wt = self._last
+        dt = max(now - t, 1e-9)
+        self._last = (now, generated, self.consumed, self.wait_s)
+        return {"gen_per_s": (generated - g) / dt, "consumed_per_s": (self.consumed - c) / dt,
+                "wait_s": self.wait_s - wt, "window_s": dt, "generated": generated, "consumed": self.consumed,
+                "mean_reuse": self.consumed / max(self.distinct, 1), "stalled_batches": self.stalled_batches}
+
+
+class ShmStream:
+    """Generator worker processes feeding a shared-memory ring; see the module docstring.
+
+    Args:
+        producer: picklable object with ``size`` and ``render(index, run_seed)``.
+        batch_size: samples per batch (B).
+        num_workers: generator processes (>= 1).
+        buffer_size: ring slots S (fresh order: S >= B + num_workers).
+        run_seed: the run seed passed to ``render``.
+        start: first sample index (resume: ``state_dict()["position"]``, or ``step * B`` ordered).
+        max_reuse: draws per sample while fresh samples exist (0 = unlimited).
+        refresh_fraction, refresh_every: issue-2 refresh mode (see module docstring).
+        deterministic: ``ordered`` mode (batch is a function of the step).
+        with_dist: compute signed distance maps in the workers (surface loss).
+        ignore_index: mask value passed to the distance-map function.
+        mp_context: "spawn" (default) or "forkserver".
+        selection_seed: seeds the trainer-side draw order (fresh mode).
+
+    Use as a context manager or call :meth:`close`; shared memory is unlinked and workers are
+    stopped (terminated if they do not exit) on close, on exceptions and at interpreter exit.
+    """
+
+    def __init__(self, producer, *, batch_size: int, num_workers: int = 2, buffer_size: int = 256, run_seed: int = 0,
+                 start: int = 0, max_reuse: int = 4, refresh_fraction: float = 0.0, refresh_every: int = 0,
+                 deterministic: bool = False, with_dist: bool = False, ignore_index: int = 255,
+                 mp_context: str = "spawn", selection_seed: int | None = None, start_timeout_s: float = 600.0):
+        if num_workers < 1:
+            raise ValueError(f"ShmStream needs num_workers >= 1 (got {num_workers}); use SyncStream for 0")
+        size = int(getattr(producer, "size", 0) or 0)
+        if size < 1:
+            raise ValueError(f"producer {type(producer).__name__} has no positive `size` attribute (px)")
+        self.order = "ordered" if deterministic else "fresh"
+        if self.order == "fresh" and buffer_size < batch_size + num_workers:
+            raise ValueError(f"buffer_size={buffer_size} too small: needs >= batch_size + num_workers "
+                             f"= {batch_size + num_workers}")
+        self.batch_size, self.size, self.num_workers = int(batch_size), size, int(num_workers)
+        self.slots = int(buffer_size)
+        self.start, self.run_seed, self.max_reuse = int(start), int(run_seed), int(max_reuse)
+        self.refresh_fraction, self.refresh_every = float(refresh_fraction), int(refresh_every)
+        self.with_dist = bool(with_dist)
+        self.start_timeout_s = float(start_timeout_s)
+        self._rng = np.random.default_rng(np.random.SeedSequence([self.run_seed, 0x5EED, self.start]
+                                                                 if selection_seed is None else [selection_seed]))
+        self._next_ordered = self.start  # ordered mode: next index to hand out
+        self._batches = 0
+        self._closed = False
+        self.stats_ = _Stats()
+        self._shms: list[shared_memory.SharedMemory] = []
+        self._procs = []
+        spec = _layout(self.slots, size, self.num_workers, self.with_dist)
+        try:
+            names = {}
+            for key, (shape, dtype) in spec.items():
+                nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+                shm = shared_memory.SharedMemory(create=True, size=max(nbytes, 1))
+                self._shms.append(shm)
+                names[key] = shm.name
+            self._arr = {k: np.ndarray(shape, dtype=dtype, buffer=shm.buf)
+                         for (k, (shape, dtype)), shm in zip(spec.items(), self._shms)}
+            self._arr["ctl"][:] = 0
+            self._arr["wctl"][:] = 0
+            ctx = get_context(mp_context)
+            self._lock, self._stop, self._errors = ctx.Lock(), ctx.Event(), ctx.Queue()
+            overwrite_used = self.refresh_every == 0
+            for w in range(self.num_workers):
+                p = ctx.Process(target=_worker_main, name=f"keysynth-gen-{w}", daemon=True,
+                                args=(producer, names, spec, w, self.num_workers, self.start, self.run_seed, self.order,
+                                      self._lock, self._stop, self._errors, self.with_dist, ignore_index,
+                                      overwrite_used, self.max_reuse, os.getpid()))
+                p.start()
+                self._procs.append(p)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- context manager / cleanup -----------------------------------------------------------
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop workers (join, then terminate/kill), release and unlink the shared memory."""
+        if self._closed:
+            return
+        self._closed = True
+        if hasattr(self, "_stop"):
+            self._stop.set()
+        deadline = time.monotonic() + timeout_s
+        for p in self._procs:
+            p.join(max(0.0, deadline - time.monotonic()))
+        for p in self._procs:
+            if p.is_alive():
+                p.terminate()
+                p.join(1.0)
+            if p.is_alive():
+                p.kill()
+                p.join(1.0)
+        if hasattr(self, "_errors"):
+            self._errors.close()
+            self._errors.join_thread()
+        self._arr = {}
+        for shm in self._shms:
+            try:
+                shm.close()
+            except BufferError:  # a view is still alive somewhere; unlink anyway
+                pass
+            try:
+                shm.unlink()
+            except FileNotFoundError:
+                pass
+        self._shms = []
+
+    # -- trainer API ------------------------------------------------------------------------------
+    def _check_workers(self) -> None:
+        if not self._errors.empty():
+            w, tb = self._errors.get()
+            raise RuntimeError(f"generator worker {w} failed:\n{tb}")
+        dead = [p for p in self._procs if not p.is_alive()]
+        if dead:
+            time.sleep(0.05)  # give its error report time to arrive
+            if not self._errors.empty():
+                w, tb = self._errors.get()
+                raise RuntimeError(f"generator worker {w} failed:\n{tb}")
+            raise RuntimeError(f"generator worker {dead[0].name} exited with code {dead[0].exitcode}")
+
+    def next_batch(self) -> Batch:
+        """Block until a batch can be formed (see module docstring for the policy) and return it."""
+        if self._closed:
+            raise RuntimeError("stream is closed")
+        t0 = time.perf_counter()
+        pick = self._wait_and_pick()
+        try:
+            arr = self._arr
+            out = Batch(image=arr["image"][pick], mask=arr["mask"][pick],
+                        dist=arr["dist"][pick] if self.with_dist else None,
+                        index=arr["ctl"][pick, _INDEX].copy(), uses=arr["ctl"][pick, _USES].copy() + 1)
+        finally:
+            self._release(pick)
+        out.wait_s = time.perf_counter() - t0
+        out.stalled = self.order == "fresh" and self.max_reuse > 0 and bool((out.uses > self.max_reuse).any())
+        self.stats_.wait_s += out.wait_s
+        self.stats_.consumed += len(pick)
+        self.stats_.distinct += int((out.uses == 1).sum())
+        if out.stalled:
+            self.stats_.stalled_batches += 1
+        self._batches += 1
+        if self.refresh_every and self._batches % self.refresh_every == 0:
+            self._refresh()
+        return out
+
+    def _wait_and_pick(self) -> np.ndarray:
+        """Choose slots and mark them READING (under the lock), waiting while too few are READY."""
+        B, pause = self.batch_size, 0.0005
+        deadline = time.monotonic() + self.start_timeout_s
+        ctl = self._arr["ctl"]
+        while True:
+            with self._lock:
+                pick = self._pick_ordered(ctl) if self.order == "ordered" else self._pick_fresh(ctl)
+                if pick is not None:
+                    ctl[np.unique(pick), _STATE] = READING
+                    return pick
+            self._check_workers()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no batch from {self.num_workers} generator workers in {self.start_timeout_s:.0f} s")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
+
+    def _pick_ordered(self, ctl) -> np.ndarray | None:
+        idx = np.arange(self._next_ordered, self._next_ordered + self.batch_size)
+        slots = (idx - self.start) % self.slots
+        if self.batch_size > self.slots:
+            raise ValueError(f"deterministic mode needs buffer_size >= batch_size ({self.batch_size})")
+        if np.all((ctl[slots, _STATE] == READY) & (ctl[slots, _INDEX] == idx)):
+            self._next_ordered += self.batch_size
+            return slots
+        return None
+
+    def _pick_fresh(self, ctl) -> np.ndarray | None:
+        B = self.batch_size
+        ready = np.flatnonzero(ctl[:, _STATE] == READY)
+        if len(ready) == 0 or (self.stats_.consumed == 0 and len(ready) < min(B, self.slots)):
+            return None  # start-up: wait for a first full batch
+        uses = ctl[ready, _USES]
+        tiebreak = self._rng.random(len(ready))
+        if self.refresh_every:  # issue-2 mode: uniform draws from the buffer
+            order = np.argsort(tiebreak)
+        else:  # least-used first, random among equals
+            order = np.lexsort((tiebreak, uses))
+        if len(ready) >= B:
+            pick = ready[order[:B]]
+        else:  # fewer READY than B (workers rewriting many slots): repeat some
+            pick = ready[order[np.arange(B) % len(ready)]]
+        if self.max_reuse > 0 and (ctl[pick, _USES] >= self.max_reuse).any():
+            n_fresh = int((uses < self.max_reuse).sum())
+            log.debug("stalled-reuse: %d fresh samples for a batch of %d", n_fresh, B)
+        return pick
+
+    def _release(self, pick: np.ndarray) -> None:
+        ctl = self._arr["ctl"]
+        with self._lock:
+            for s in pick:  # duplicates count once per draw
+                ctl[s, _USES] += 1
+            u = np.unique(pick)
+            ctl[u, _STATE] = FREE if self.order == "ordered" else READY
+
+    def _refresh(self) -> None:
+        """Issue-2 mode: retire the oldest ``round(refresh_fraction * S)`` READY samples."""
+        n = int(round(self.refresh_fraction * self.slots))
+        ctl = self._arr["ctl"]
+        with self._lock:
+            ready = np.flatnonzero(ctl[:, _STATE] == READY)
+            old = ready[np.argsort(ctl[ready, _INDEX], kind="stable")[:n]]
+            ctl[old, _STATE] = FREE
+
+    def stats(self) -> dict[str, float]:
+        """Rates since the last call: gen_per_s, consumed_per_s, wait_s, window_s; totals: generated,
+        consumed, mean_reuse (draws / distinct samples), stalled_batches; ready (READY slots now)."""
+        with self._lock:
+            generated = int(self._arr["wctl"][:, 0].sum())
+            ready = int((self._arr["ctl"][:, _STATE] == READY).sum())
+        out = self.stats_.window(generated)
+        out["ready"] = ready
+        return out
+
+    def state_dict(self) -> dict:
+        """Resume state: ``position`` (first index a resumed stream should render) and rng."""
+        with self._lock:
+            pos = int(self._arr["wctl"][:, 1].max()) if self._arr["wctl"][:, 0].any() else self.start
+        if self.order == "ordered":
+            pos = self._next_ordered
+        return {"order": self.order, "position": max(pos, self.start), "rng": self._rng.bit_generator.state}
+
+
+class SyncStream:
+    """In-process, ordered stream (``num_workers=0``): batch ``t`` = samples ``start + t*B ...``.
+
+    Same batches as ``ShmStream(deterministic=True)`` for the same ``start``; no processes, so it is
+    the simplest way to debug a producer.
+    """
+
+    def __init__(self, producer, *, batch_size: int, run_seed: int = 0, start: int = 0, with_dist: bool = False,
+                 ignore_index: int = 255, **_ignored):
+        self.producer, self.batch_size, self.run_seed = producer, int(batch_size), int(run_seed)
+        self.size = int(getattr(producer, "size", 0) or 0)
+        if self.size < 1:
+            raise ValueError(f"producer {type(producer).__name__} has no positive `size` attribute (px)")
+        self.start = self._next = int(start)
+        self.with_dist, self.ignore_index = bool(with_dist), int(ignore_index)
+        self.stats_ = _Stats()
+        self.order = "ordered"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    def next_batch(self) -> Batch:
+        from train.distmaps import signed_distance_map
+
+        t0 = time.perf_counter()
+        idx = np.arange(self._next, self._next + self.batch_size, dtype=np.int64)
+        pairs = [check_sample(self.producer.render(int(i), self.run_seed), self.size, int(i)) for i in idx]
+        image = np.stack([p[0] for p in pairs])
+        mask = np.stack([p[1] for p in pairs])
+        dist = np.stack([signed_distance_map(m, self.ignore_index) for m in mask]) if self.with_dist else None
+        self._next += self.batch_size
+        wait = time.perf_counter() - t0
+        self.stats_.wait_s += wait
+        self.stats_.consumed += self.batch_size
+        self.stats_.distinct += self.batch_size
+        return Batch(image, mask, dist, idx, np.ones(self.batch_size, np.int64), wait_s=wait)
+
+    def stats(self) -> dict[str, float]:
+        out = self.stats_.window(self.stats_.consumed)
+        out["ready"] = 0
+        return out
+
+    def state_dict(self) -> dict:
+        return {"order": "ordered", "position": self._next, "rng": None}
+
+
+def make_stream(producer, *, batch_size: int, num_workers: int, **kwargs):
+    """``SyncStream`` when ``num_workers == 0`` else ``ShmStream`` (same keyword arguments)."""
+    if num_workers == 0:
+        return SyncStream(producer, batch_size=batch_size, **kwargs)
+    return ShmStream(producer, batch_size=batch_size, num_workers=num_workers, **kwargs)
