@@ -142,7 +142,7 @@ def test_bytes_identical_for_1_and_2_loky_workers(tmp_path):
     run(tmp_path / "w1", workers=1, fmt="coco")
     run(tmp_path / "w2", workers=2, fmt="coco")
     a, b = tree_bytes(tmp_path / "w1"), tree_bytes(tmp_path / "w2")
-    assert len(a) == 2 * 40 + 3 + 5  # images, masks, config/meta/annotations, 5 chunk markers
+    assert len(a) == 2 * 40 + 3 + 5 + 1  # images, masks, config/meta/annotations, 5 chunk markers, lock
     assert a.keys() == b.keys()
     assert [k for k in a if a[k] != b[k]] == []
 
@@ -336,3 +336,15 @@ def test_missing_cutouts_folder_is_a_clear_error(tmp_path):
     args = _parser().parse_args(["synth", "--out", str(tmp_path / "o"), "--n", "2", "--cutouts", str(tmp_path / "nope")])
     with pytest.raises(FileNotFoundError, match="--cutouts"):
         args.func(args)
+
+
+def test_concurrent_run_into_the_same_folder_is_refused(tmp_path):
+    import fcntl
+
+    out = tmp_path / "out"
+    run(out, n=4)
+    with open(out / STATE_DIR / "lock", "a+b") as fh:  # another run holds the folder
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RuntimeError, match="another keysynth synth run"):
+            run(out, n=4)
+    assert run(out, n=4)["rendered"] == 0  # lock released: resumes (nothing left to do)

@@ -14,31 +14,31 @@ torch.set_num_threads(1)
 
 
 def _cfg(tmp_path, **kw):
-    base = dict(out=str(tmp_path / "run"), image_size=64, encoder_name="resnet18", batch_size=4, steps=30, lr=3e-3,
+    base = dict(out=str(tmp_path / "run"), image_size=64, encoder_name="mobilenet_v2", batch_size=4, steps=30, lr=3e-3,
                 warmup=3, num_workers=0, eval_every=0, val_size=4, log_every=1, checkpoint_every=0, progress=False)
     base.update(kw)
     return TrainConfig(**base)
 
 
 def test_tiny_training_run_loss_falls_and_writes_outputs(tmp_path):
-    cfg = _cfg(tmp_path, steps=30, checkpoint_every=10, keep_last_n=2, image_size=32)
+    cfg = _cfg(tmp_path, steps=30, checkpoint_every=10, keep_last_n=1, image_size=32)
     s = train(cfg, producer=ToyDiscRenderer(32))
     losses = [r["loss"] for r in s["history"]]
     assert len(losses) == 30
     assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5, losses
     assert s["metrics"]["val_iou"] > 0.3
     ck = tmp_path / "run" / "checkpoints"
-    assert sorted(p.name for p in ck.glob("ckpt-*.pt")) == ["ckpt-0000020.pt", "ckpt-0000030.pt"]  # rotation
+    assert sorted(p.name for p in ck.glob("ckpt-*.pt")) == ["ckpt-0000030.pt"]  # rotation
     assert (ck / "last.pt").is_file() and (ck / "best.pt").is_file()
     assert (tmp_path / "run" / "config.yaml").is_file()
     state = torch.load(ck / "last.pt", weights_only=False)
-    assert state["step"] == 30 and state["config"]["encoder_name"] == "resnet18"
+    assert state["step"] == 30 and state["config"]["encoder_name"] == "mobilenet_v2"
     assert state["model_spec"]["image_size"] == 32 and state["model_spec"]["arch"] == "Unet"
     assert {"model", "optimizer", "scheduler", "rng", "stream"} <= set(state)
     from real_eval.model_io import load_checkpoint
 
     model, spec = load_checkpoint(ck / "last.pt")
-    assert spec["encoder_name"] == "resnet18"
+    assert spec["encoder_name"] == "mobilenet_v2"
     with open(tmp_path / "run" / "log.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 30
 

@@ -168,7 +168,7 @@ def train(config: TrainConfig, *, producer=None, should_stop: Callable[[int], bo
     no_decay = [p for p in model.parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
-                                  fused=device.type == "cuda")
+                                  **({"fused": True} if device.type == "cuda" else {"foreach": True}))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, cfg.warmup, cfg.steps, cfg.min_lr_ratio))
 
