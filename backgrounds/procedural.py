@@ -29,7 +29,10 @@ def fractal_noise(rng: np.random.Generator, size: tuple[int, int], base_cells: f
         float32 (H, W), zero mean, unit standard deviation (approximately).
     """
     H, W = size
-    out = np.zeros((H, W), np.float32)
+    # coarse-to-fine accumulation: the running sum is upsampled to each finer grid and the octave
+    # added there, so only ONE resize per octave runs at that octave's own (small) grid size and a
+    # single one at the frame size (instead of one full-frame cubic resize per octave).
+    acc = None
     amp, total = 1.0, 0.0
     for o in range(octaves):
         cells = base_cells * (2 ** o)
@@ -38,12 +41,19 @@ def fractal_noise(rng: np.random.Generator, size: tuple[int, int], base_cells: f
         if gh >= H or gw >= W:
             g = rng.standard_normal((H, W), dtype=np.float32)
         else:
-            g = cv2.resize(rng.standard_normal((gh, gw), dtype=np.float32), (W, H), interpolation=cv2.INTER_CUBIC)
-        out += amp * g
+            g = rng.standard_normal((gh, gw), dtype=np.float32)
+        if acc is None:
+            acc = g * np.float32(amp)
+        else:
+            if acc.shape != g.shape:
+                acc = cv2.resize(acc, (g.shape[1], g.shape[0]), interpolation=cv2.INTER_CUBIC)
+            acc += g * np.float32(amp)
         total += amp * amp
         amp *= persistence
-    out /= np.sqrt(total)
-    return out
+    if acc.shape != (H, W):
+        acc = cv2.resize(acc, (W, H), interpolation=cv2.INTER_CUBIC)
+    acc *= np.float32(1.0 / np.sqrt(total))
+    return acc
 
 
 def _colour(rng, lo=20, hi=235) -> np.ndarray:

@@ -1,6 +1,15 @@
 """The camera chain applied after compositing: blur -> vignette -> sensor noise -> colour -> JPEG
 (the order of a real capture pipeline: optics, sensor, ISP, codec). Effects come from
-``SynthConfig.camera_effects`` (names in ``synth.effects.EFFECTS``)."""
+``SynthConfig.camera_effects`` (names in ``synth.effects.EFFECTS``); ``SynthConfig.camera_backend``
+= "imgaug" swaps sensor_noise + color + jpeg for one ``imgaug_camera`` effect.
+
+Speed: every effect with a ``gain`` method (vignette, lighting gradient) is NOT applied as its own
+full-frame pass: its low-resolution gain map is multiplied into the scene's illumination gain and
+the product is applied once, fused with the float32 -> uint8 conversion of the composite
+(``functional.apply_gain``). Smooth gains commute with the blurs up to < 1 DN, and they act before
+the sensor in a real camera, so the noise sees the attenuated signal as it should. Everything after
+that runs on uint8 (fixed-point OpenCV paths).
+"""
 
 from __future__ import annotations
 
@@ -11,25 +20,36 @@ from . import functional as F
 
 __all__ = ["CameraChain"]
 
-_UINT8_STAGE = {"color", "jpeg"}
-
 
 class CameraChain:
     """Apply effects in order; parameters drawn from ``rng``. Photometric only (mask unchanged).
 
-    Input float32 (H, W, 3) in [0, 255] (the composite) or uint8; output uint8 RGB.
+    Input float32 (H, W, 3) in [0, 255] (the composite) or uint8; output uint8 RGB and a meta dict
+    {effect name: sampled params or None (skipped)}.
     """
 
     def __init__(self, cfg):
         self.effects: list[Effect] = build_effects(cfg)
 
-    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    def __call__(self, image: np.ndarray, rng: np.random.Generator, gain: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, dict]:
+        """Args: image float32/uint8 (H, W, 3); rng: the sample's camera generator; gain: optional
+        float32 (g, g) scene illumination gain (``functional.gradient_gain`` x exposure) folded into
+        the single gain pass. Returns (uint8 (H, W, 3), meta)."""
         meta: dict = {}
-        for eff in self.effects:
+        todo = []
+        for eff in self.effects:  # parameters first, in chain order (the rng stream is the chain order)
             params = eff.sample(rng, image.shape)
             meta[eff.name] = params
-            if params is not None:
-                if eff.name in _UINT8_STAGE and image.dtype != np.uint8:
-                    image = F.to_uint8(image)  # colour LUT / codec run on 8-bit like an ISP
-                image = eff.apply(image, **params)
-        return F.to_uint8(image), meta
+            if params is None:
+                continue
+            g = getattr(eff, "gain", None)
+            if g is not None:
+                eg = g(image.shape, **params)
+                gain = eg if gain is None else gain * eg
+            else:
+                todo.append((eff, params))
+        image = F.apply_gain(image, gain, out_uint8=True)
+        for eff, params in todo:
+            image = eff.apply(image, **params)
+        return image, meta

@@ -17,6 +17,7 @@ from pathlib import Path
 __all__ = ["SynthConfig", "DEFAULT_YAML"]
 
 DEFAULT_YAML = Path(__file__).with_name("default.yaml")
+CAMERA_BACKENDS = ("native", "imgaug")
 
 
 @dataclass
@@ -63,6 +64,7 @@ class SynthConfig:
     # ---- family: camera chain (after compositing, this order)
     camera: bool = True
     camera_effects: tuple = ("defocus_blur", "motion_blur", "vignette", "sensor_noise", "color", "jpeg")
+    camera_backend: str = "native"        # "native" (fast) or "imgaug": sensor_noise+color+jpeg via imgaug
     defocus_prob: float = 0.35
     defocus_sigma_range: tuple = (0.4, 3.0)      # px @512
     motion_blur_prob: float = 0.2
@@ -107,6 +109,8 @@ class SynthConfig:
             raise ValueError(f"SynthConfig.n_keys_range must start at >= 1 (use empty_prob for empty samples), got {self.n_keys_range!r}")
         if self.key_length_range[0] <= 0:
             raise ValueError(f"SynthConfig.key_length_range must be > 0, got {self.key_length_range!r}")
+        if self.camera_backend not in CAMERA_BACKENDS:
+            raise ValueError(f"SynthConfig.camera_backend must be one of {CAMERA_BACKENDS}, got {self.camera_backend!r}")
         from .effects import EFFECTS  # local: effects imports nothing from config
 
         bad = [e for e in self.camera_effects if e not in EFFECTS]

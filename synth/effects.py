@@ -5,6 +5,10 @@ decided by ``p``), ``Effect.apply(image, **params) -> image`` (pure), ``Effect.a
 label; identity for photometric effects). ``EFFECTS`` maps names to classes; every class carries
 ``test_params`` (a representative, non-trivial parameter dict) used by the parametrised tests.
 Pixel-sized parameters are specified for a 512 px frame and scaled by ``min(H, W) / 512``.
+Smooth multiplicative effects (vignette, lighting gradient) also expose ``gain(shape, **params)``:
+a low-resolution float32 gain map the camera chain multiplies together and applies in one pass.
+``ImgaugCamera`` is the imgaug-based alternative to sensor_noise + color + jpeg
+(``SynthConfig.camera_backend = "imgaug"``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import numpy as np
 from . import functional as F
 
 __all__ = ["Effect", "EFFECTS", "build_effects", "DefocusBlur", "MotionBlur", "Vignette", "SensorNoise",
-           "ColorJitter", "Jpeg", "LightingGradient"]
+           "ColorJitter", "Jpeg", "LightingGradient", "ImgaugCamera"]
 
 EFFECTS: dict[str, type["Effect"]] = {}
 
@@ -134,6 +138,11 @@ class Vignette(Effect):
     def apply(image, strength, cx, cy, power):
         return F.vignette(image, strength, cx, cy, power)
 
+    @staticmethod
+    def gain(shape, strength, cx, cy, power):
+        """Low-resolution gain map float32 (32, 32) (``functional.vignette_gain``)."""
+        return F.vignette_gain(shape, strength, cx, cy, power)
+
 
 @register
 class LightingGradient(Effect):
@@ -154,6 +163,11 @@ class LightingGradient(Effect):
     @staticmethod
     def apply(image, amplitude, dx, dy):
         return F.lighting_gradient(image, amplitude, dx, dy)
+
+    @staticmethod
+    def gain(shape, amplitude, dx, dy):
+        """Low-resolution gain map float32 (32, 32) (``functional.gradient_gain``)."""
+        return F.gradient_gain(shape, amplitude, dx, dy)
 
 
 @register
@@ -227,10 +241,97 @@ class Jpeg(Effect):
         return F.jpeg(image, quality)
 
 
+@register
+class ImgaugCamera(Effect):
+    """Alternative sensor + ISP + codec chain built from imgaug augmenters (Jung et al., imgaug 0.4):
+    ``iaa.Sequential`` of AdditiveGaussianNoise (read noise) + AdditivePoissonNoise (shot noise),
+    per-channel Multiply (white balance), MultiplySaturation, LinearContrast, Add (brightness),
+    GammaContrast and JpegCompression. Every value is sampled HERE from the sample's rng and passed
+    to imgaug as a constant; the noise draws come from imgaug generators seeded with the sampled
+    ``seed`` (one per augmenter), so the output is deterministic and numpy's global RNG is never
+    used. Slower than the native chain (see bench/bench_synth.py); photometric only."""
+
+    name = "imgaug_camera"
+    config_fields = {"noise_p": "noise_prob", "read_range": "read_noise_range", "shot_range": "shot_noise_range",
+                     "wb_gain_range": "wb_gain_range", "saturation_range": "saturation_range",
+                     "contrast_range": "contrast_range", "brightness_range": "brightness_range",
+                     "gamma_range": "gamma_range", "jpeg_p": "jpeg_prob", "quality_range": "jpeg_quality_range"}
+    test_params = {"seed": 123, "read": 4.0, "shot_lam": 3.0, "gains": [1.1, 1.0, 0.9], "saturation": 0.8,
+                   "contrast": 1.1, "brightness": 5.0, "gamma": 0.9, "quality": 40}
+
+    def __init__(self, p=1.0, noise_p=0.9, read_range=(0.3, 6.0), shot_range=(0.0, 1.2), wb_gain_range=(0.85, 1.15),
+                 saturation_range=(0.65, 1.25), contrast_range=(0.8, 1.2), brightness_range=(-18.0, 18.0),
+                 gamma_range=(0.8, 1.25), jpeg_p=0.8, quality_range=(35, 95)):
+        super().__init__(p)
+        self.noise_p, self.jpeg_p = float(noise_p), float(jpeg_p)
+        self.read_range, self.shot_range = tuple(read_range), tuple(shot_range)
+        self.wb_gain_range, self.saturation_range = tuple(wb_gain_range), tuple(saturation_range)
+        self.contrast_range, self.brightness_range = tuple(contrast_range), tuple(brightness_range)
+        self.gamma_range, self.quality_range = tuple(gamma_range), tuple(quality_range)
+
+    def sample_params(self, rng, shape):
+        noise = rng.random() < self.noise_p
+        jpg = rng.random() < self.jpeg_p
+        return {"seed": int(rng.integers(0, 2**31 - 1)),
+                "read": _u(rng, self.read_range) if noise else 0.0,
+                # Poisson lambda for a mid-grey pixel: variance shot * 128 DN^2
+                "shot_lam": _u(rng, self.shot_range) * 128.0 if noise else 0.0,
+                "gains": [_u(rng, self.wb_gain_range) for _ in range(3)],
+                "saturation": _u(rng, self.saturation_range), "contrast": _u(rng, self.contrast_range),
+                "brightness": _u(rng, self.brightness_range), "gamma": _u(rng, self.gamma_range),
+                "quality": int(rng.integers(int(self.quality_range[0]), int(self.quality_range[1]) + 1)) if jpg else 0}
+
+    @staticmethod
+    def apply(image, seed, read, shot_lam, gains, saturation, contrast, brightness, gamma, quality):
+        import imgaug.augmenters as iaa  # lazy: imgaug is slow to import and optional for the native chain
+
+        s = int(seed)
+        augs = []
+        if read > 0:
+            augs.append(iaa.AdditiveGaussianNoise(loc=0, scale=float(read), per_channel=True, seed=s))
+        if shot_lam > 0:
+            augs.append(iaa.AdditivePoissonNoise(lam=float(shot_lam), per_channel=True, seed=s + 1))
+        augs += [iaa.WithChannels([c], iaa.Multiply(float(gains[c]), seed=s + 2 + c), seed=s + 5 + c) for c in range(3)]
+        augs += [iaa.MultiplySaturation(float(saturation), seed=s + 8),
+                 iaa.LinearContrast(float(contrast), seed=s + 9),
+                 iaa.Add(float(brightness), seed=s + 10),
+                 iaa.GammaContrast(1.0 / max(float(gamma), 1e-3), seed=s + 11)]
+        if quality > 0:
+            augs.append(iaa.JpegCompression(compression=float(100 - int(quality)), seed=s + 12))
+        seq = iaa.Sequential(augs, seed=s + 13)
+        u8 = image if image.dtype == np.uint8 else F.to_uint8(image)
+        out = seq(image=np.ascontiguousarray(u8))
+        return out if image.dtype == np.uint8 else out.astype(np.float32)
+
+
+#: the native effects the imgaug backend replaces (by one ``imgaug_camera`` at the first one's place)
+IMGAUG_REPLACES = ("sensor_noise", "color", "jpeg")
+
+
+def camera_effect_names(cfg) -> list[str]:
+    """Effect names the camera chain runs for ``cfg``: ``cfg.camera_effects`` for the native backend;
+    for ``camera_backend == "imgaug"`` sensor_noise/color/jpeg become one ``imgaug_camera``."""
+    names = list(cfg.camera_effects)
+    if getattr(cfg, "camera_backend", "native") != "imgaug":
+        return names
+    out, done = [], False
+    for n in names:
+        if n in IMGAUG_REPLACES:
+            if not done:
+                out.append("imgaug_camera")
+                done = True
+        else:
+            out.append(n)
+    if not done and "imgaug_camera" not in out:
+        out.append("imgaug_camera")
+    return out
+
+
 def build_effects(cfg) -> list[Effect]:
-    """Instantiate ``cfg.camera_effects`` (in order) from the config; unknown names raise."""
+    """Instantiate the camera effects of ``cfg`` (``camera_effect_names``, in order) from the config;
+    unknown names raise ValueError listing the valid ones."""
     out = []
-    for name in cfg.camera_effects:
+    for name in camera_effect_names(cfg):
         if name not in EFFECTS:
             raise ValueError(f"unknown effect {name!r}; valid: {sorted(EFFECTS)}")
         out.append(EFFECTS[name].from_config(cfg))

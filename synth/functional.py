@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "gaussian_blur", "motion_blur", "motion_kernel", "vignette", "lighting_gradient", "noise_bank",
+    "vignette_gain", "gradient_gain", "apply_gain", "GAIN_GRID",
     "sensor_noise", "color_transfer", "jpeg", "to_float", "to_uint8",
 ]
 
@@ -27,11 +28,7 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     """float32 [0, 255] -> uint8 (rounded, clipped)."""
     if img.dtype == np.uint8:
         return img.copy()
-    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
-
-
-def _like(out: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    return to_uint8(out) if ref.dtype == np.uint8 else out.astype(np.float32, copy=False)
+    return cv2.convertScaleAbs(np.maximum(img, np.float32(0.0)))  # rounds half away, saturates at 255
 
 
 def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -82,13 +79,62 @@ def motion_blur(img: np.ndarray, length: float, angle_deg: float) -> np.ndarray:
     return cv2.filter2D(img, -1, motion_kernel(length, angle_deg), borderType=cv2.BORDER_REFLECT)
 
 
-def _gain_apply(img: np.ndarray, gain: np.ndarray) -> np.ndarray:
-    """img x gain[..., None] (gain >= 0), clipped at 255, input dtype kept."""
-    if img.dtype == np.uint8:
-        g3 = cv2.merge([gain, gain, gain])
-        return to_uint8(img.astype(np.float32) * g3)
-    out = img * gain[..., None]
-    np.minimum(out, 255.0, out=out)
+GAIN_GRID = 32  # side of the low-resolution grid smooth gain fields are evaluated on
+
+
+def _grid_coords(H: int, W: int, g: int = GAIN_GRID) -> tuple[np.ndarray, np.ndarray]:
+    """Frame-pixel centres (ys (g,), xs (g,), float32) of a g x g grid as ``cv2.resize`` maps them
+    (x_src = (x_dst + 0.5) * g / W - 0.5), so a field sampled there and upsampled with INTER_LINEAR
+    is exact for linear fields (clamped in the outer half cell)."""
+    ys = (np.arange(g, dtype=np.float32) + 0.5) * np.float32(H / g) - 0.5
+    xs = (np.arange(g, dtype=np.float32) + 0.5) * np.float32(W / g) - 0.5
+    return ys, xs
+
+
+def vignette_gain(shape: tuple, strength: float, cx: float = 0.5, cy: float = 0.5, power: float = 2.0,
+                  g: int = GAIN_GRID) -> np.ndarray:
+    """Low-resolution radial fall-off gain, float32 (g, g) >= 0, for a frame of ``shape`` (H, W, ...):
+    gain = 1 - strength * (r / r_max) ** power (see ``vignette``)."""
+    H, W = shape[:2]
+    ys, xs = _grid_coords(H, W, g)
+    ys = ys - np.float32(cy * (H - 1))
+    xs = xs - np.float32(cx * (W - 1))
+    r = np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2) * np.float32(1.0 / (0.5 * np.hypot(H, W)))
+    gain = 1.0 - np.float32(strength) * np.minimum(r, np.float32(1.5)) ** np.float32(power)
+    return np.maximum(gain, 0.0).astype(np.float32)
+
+
+def gradient_gain(shape: tuple, amplitude: float, dx: float, dy: float, g: int = GAIN_GRID) -> np.ndarray:
+    """Low-resolution linear illumination gain, float32 (g, g) >= 0 (see ``lighting_gradient``)."""
+    H, W = shape[:2]
+    n = float(np.hypot(dx, dy)) or 1.0
+    hd = 0.5 * float(np.hypot(H, W))
+    ys, xs = _grid_coords(H, W, g)
+    xs = (xs - np.float32((W - 1) / 2)) * np.float32(dx / n / hd)
+    ys = (ys - np.float32((H - 1) / 2)) * np.float32(dy / n / hd)
+    gain = 1.0 + np.float32(amplitude) * (ys[:, None] + xs[None, :])
+    return np.maximum(gain, 0.0).astype(np.float32)
+
+
+def apply_gain(img: np.ndarray, gain: np.ndarray | None, out_uint8: bool = False) -> np.ndarray:
+    """``img`` x a smooth gain field in ONE pass: ``gain`` float32 (g, g) (any g, e.g. the product of
+    ``vignette_gain`` and ``gradient_gain``) or (g, g, 3) (per channel), upsampled to the frame with
+    INTER_LINEAR. Output: uint8 (rounded, saturated) when ``out_uint8`` or the input is uint8, else
+    float32 clipped to [0, 255]. ``gain=None`` only converts. The input is never mutated."""
+    H, W = img.shape[:2]
+    to8 = out_uint8 or img.dtype == np.uint8
+    if gain is None:
+        if not to8:
+            return np.clip(img, 0, 255).astype(np.float32)
+        return img.copy() if img.dtype == np.uint8 else to_uint8(img)
+    gs = gain.astype(np.float32, copy=False)
+    if gs.ndim == 2:
+        gs = cv2.merge([gs, gs, gs])
+    g3 = cv2.resize(gs, (W, H), interpolation=cv2.INTER_LINEAR)
+    if to8:
+        return cv2.multiply(img, g3, dtype=cv2.CV_8U)
+    out = cv2.multiply(img, g3, dtype=cv2.CV_32F)
+    np.clip(out, 0.0, 255.0, out=out)
     return out
 
 
@@ -96,30 +142,16 @@ def vignette(img: np.ndarray, strength: float, cx: float = 0.5, cy: float = 0.5,
     """Radial lens fall-off: gain = 1 - strength * (r / r_max) ** power, r from centre (cx, cy) given
     as fractions of (W, H), r_max = the half-diagonal. strength in [0, 1); the gain field is computed
     on a 32x32 grid and upsampled (smooth by construction)."""
-    H, W = img.shape[:2]
-    g = 32
-    ys = (np.linspace(0, 1, g, dtype=np.float32) - cy) * H
-    xs = (np.linspace(0, 1, g, dtype=np.float32) - cx) * W
-    r = np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2) / (0.5 * np.hypot(H, W))
-    gain = 1.0 - strength * np.clip(r, 0, 1.5) ** power
-    gain = cv2.resize(gain.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
-    return _gain_apply(img, np.maximum(gain, 0.0))
+    return apply_gain(img, vignette_gain(img.shape, strength, cx, cy, power))
 
 
 def lighting_gradient(img: np.ndarray, amplitude: float, dx: float, dy: float) -> np.ndarray:
     """Multiplicative linear illumination gradient along the image-plane light direction (dx, dy)
     (x right, y down; normalised inside): gain = 1 + amplitude * p, p in [-1, 1] the projection of
-    the pixel position (centred, normalised by the half-diagonal) on the direction. Pixels nearer
-    the light get brighter. amplitude in [0, 1)."""
-    H, W = img.shape[:2]
-    n = float(np.hypot(dx, dy)) or 1.0
-    dx, dy = dx / n, dy / n
-    hd = 0.5 * np.hypot(H, W)
-    xs = (np.arange(W, dtype=np.float32) - (W - 1) / 2) * (dx / hd)
-    ys = (np.arange(H, dtype=np.float32) - (H - 1) / 2) * (dy / hd)
-    # light comes FROM -direction? No: (dx, dy) points toward the light, so +projection = brighter.
-    gain = 1.0 + amplitude * (ys[:, None] + xs[None, :])
-    return _gain_apply(img, np.maximum(gain, 0.0).astype(np.float32))
+    the pixel position (centred, normalised by the half-diagonal) on the direction; (dx, dy) points
+    toward the light, so pixels nearer the light get brighter. amplitude in [0, 1). The (linear) gain
+    is evaluated on a 32x32 grid and upsampled bilinearly (exact except the outer half cell)."""
+    return apply_gain(img, gradient_gain(img.shape, amplitude, dx, dy))
 
 
 _BANK: dict[int, np.ndarray] = {}
@@ -136,23 +168,22 @@ def noise_bank() -> np.ndarray:
     return b
 
 
-def _bank_patch(h: int, w: int, oy: int, ox: int, flip: int) -> np.ndarray:
+def _noise_field(h: int, w: int, oy: int, ox: int, flip: int, mix: np.ndarray) -> np.ndarray:
+    """Contiguous float32 (h, w, 3) slice of the bank at (oy, ox), colour-mixed by the 3x3 ``mix``
+    (one ``cv2.transform`` pass that also copies) and flipped/transposed per ``flip``."""
     bank = noise_bank()
+    th, tw = (w, h) if flip & 4 else (h, w)
+    if th > BANK_SIZE or tw > BANK_SIZE:
+        bank = np.tile(bank, (th // BANK_SIZE + 1, tw // BANK_SIZE + 1, 1))
+    oy %= bank.shape[0] - th + 1
+    ox %= bank.shape[1] - tw + 1
+    n = cv2.transform(bank[oy:oy + th, ox:ox + tw], mix)
     if flip & 4:
-        h, w = w, h
-    if h > BANK_SIZE or w > BANK_SIZE:
-        reps = (h // BANK_SIZE + 1, w // BANK_SIZE + 1, 1)
-        bank = np.tile(bank, reps)
-    oy %= bank.shape[0] - h + 1
-    ox %= bank.shape[1] - w + 1
-    p = bank[oy:oy + h, ox:ox + w]
-    if flip & 1:
-        p = p[::-1]
-    if flip & 2:
-        p = p[:, ::-1]
-    if flip & 4:
-        p = p.transpose(1, 0, 2)
-    return p
+        n = cv2.transpose(n)
+    code = {1: 0, 2: 1, 3: -1}.get(flip & 3)
+    if code is not None:
+        n = cv2.flip(n, code)
+    return n
 
 
 def sensor_noise(img: np.ndarray, shot: float, read: float, grain: float = 1.0, chroma: float = 1.0,
@@ -164,28 +195,31 @@ def sensor_noise(img: np.ndarray, shot: float, read: float, grain: float = 1.0, 
     Args:
         shot: signal-dependent variance factor (DN; 0-2 typical); read: read-noise sigma in DN (0-10).
         grain: >1 draws the noise at 1/grain resolution and upsamples (phone ISP denoising leaves
-            blotchy, spatially-correlated noise); chroma in [0, 1]: 0 = luminance-only noise.
+            blotchy, spatially-correlated noise; x sqrt(grain) keeps the per-pixel sigma roughly
+            equal after bilinear smoothing); chroma in [0, 1]: 0 = luminance-only noise.
+
+    The per-pixel sigma comes from a 256-entry table indexed by the 8-bit pixel value
+    (``cv2.LUT``), the addition saturates in one ``cv2.add``: ~4 full-frame passes in all.
     """
     H, W = img.shape[:2]
     g = max(1.0, float(grain))
     h, w = max(1, int(round(H / g))), max(1, int(round(W / g)))
-    n = _bank_patch(h, w, int(oy), int(ox), int(flip))
-    if chroma < 1.0:
-        n = n * np.float32(chroma) + n[..., :1] * np.float32(1.0 - chroma)
-    x = img if img.dtype == np.float32 else img.astype(np.float32)
+    c = float(min(max(chroma, 0.0), 1.0))
+    mix = np.eye(3, dtype=np.float32) * np.float32(c)
+    mix[:, 0] += np.float32(1.0 - c)
     if (h, w) != (H, W):
-        # correlated (ISP-denoised) noise: noise x local sigma computed at the noise resolution,
-        # then upsampled; sqrt(g) keeps the per-pixel sigma after bilinear smoothing roughly equal.
-        xs = cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA)
-        sd = np.sqrt(np.maximum(xs * np.float32(shot) + np.float32(read * read), 0.0))
-        add = cv2.resize(np.ascontiguousarray(n) * sd, (W, H), interpolation=cv2.INTER_LINEAR)
-        add *= np.float32(np.sqrt(g))
-    else:
-        sd = np.sqrt(np.maximum(x * np.float32(shot) + np.float32(read * read), 0.0))
-        add = sd * n
-    out = cv2.add(x, add)
+        mix *= np.float32(np.sqrt(g))
+    n = _noise_field(h, w, int(oy), int(ox), int(flip), mix)
+    if (h, w) != (H, W):
+        n = cv2.resize(n, (W, H), interpolation=cv2.INTER_LINEAR)
+    lut = np.sqrt(np.maximum(np.arange(256, dtype=np.float32) * np.float32(shot) + np.float32(read * read), 0.0))
+    u8 = img if img.dtype == np.uint8 else to_uint8(img)
+    add = cv2.multiply(cv2.LUT(u8, lut.reshape(1, 256)), n)
+    if img.dtype == np.uint8:
+        return cv2.add(img, add, dtype=cv2.CV_8U)
+    out = cv2.add(img, add, dtype=cv2.CV_32F)
     np.clip(out, 0, 255, out=out)
-    return _like(out, img)
+    return out
 
 
 def color_transfer(img: np.ndarray, gains=(1.0, 1.0, 1.0), saturation: float = 1.0, contrast: float = 1.0,

@@ -28,11 +28,13 @@ Crash safety and resume:
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -158,7 +160,7 @@ class _ChunkJob:
     token: str
 
 
-_WORKER_JOB: dict[str, _ChunkJob] = {}
+_WORKER_JOB: dict[tuple[str, int], _ChunkJob] = {}
 
 
 def _marker_path(out: Path, chunk: int) -> Path:
@@ -171,12 +173,16 @@ def _chunk_range(chunk: int, size: int, n: int) -> range:
 
 def _render_chunk(job: _ChunkJob, chunk: int) -> dict:
     """Render and write chunk ``chunk`` of ``job``, then its done-marker; returns a tiny summary."""
-    # Keep the first unpickled copy of the job per worker so renderer caches (e.g. decoded
-    # backgrounds) survive across chunks; rendering depends only on (index, run_seed).
-    job = _WORKER_JOB.setdefault(job.token, job)
-    if len(_WORKER_JOB) > 1:
-        for token in [t for t in _WORKER_JOB if t != job.token]:
-            del _WORKER_JOB[token]
+    # One private copy of the job per worker thread, kept across chunks so renderer caches (e.g.
+    # decoded backgrounds) survive; in a thread pool (Dask worker threads) a deep copy, because Dask
+    # may hand one scattered object to several threads. Rendering depends only on (index, run_seed).
+    key = (job.token, threading.get_ident())
+    if key not in _WORKER_JOB:
+        for old in [k for k in _WORKER_JOB if k[0] != job.token]:
+            del _WORKER_JOB[old]
+        in_thread_pool = threading.current_thread() is not threading.main_thread()
+        _WORKER_JOB[key] = copy.deepcopy(job) if in_thread_pool else job
+    job = _WORKER_JOB[key]
     out = Path(job.out_dir)
     if not (out / "config.yaml").is_file():
         raise FileNotFoundError(
@@ -215,8 +221,12 @@ def _iter_records(out: Path, n_chunks: int) -> Iterator[dict]:
 # engines
 
 
-def _run_chunks(job: _ChunkJob, pending: list[int], *, workers: int, backend: str, client: Any, bar: Any) -> None:
-    """Run ``pending`` chunks through joblib (loky, or dask with an active client)."""
+def _run_chunks(job: _ChunkJob, pending: list[int], *, workers: int, backend: str, bar: Any) -> None:
+    """Run ``pending`` chunks through joblib (loky, or dask through the current ``distributed.Client``).
+
+    Tasks are produced lazily by a generator and dispatched ``pre_dispatch = 2 * n_jobs`` at a time;
+    results (tiny dicts) are consumed as they complete, so neither side ever holds all tasks.
+    """
     from joblib import Parallel, delayed, parallel_config
 
     size, n = job.writer.chunk_size, job.n
@@ -401,26 +411,29 @@ def _generate(out: Path, writer: SampleWriter, renderer: Any, *, n: int, run_see
     job = _ChunkJob(renderer=renderer, writer=writer, out_dir=str(out), n=n, run_seed=run_seed, token=uuid.uuid4().hex)
     pending = [c for c in range(n_chunks) if not _chunk_done(out, writer, c, n)]
     skipped = n - sum(len(_chunk_range(c, writer.chunk_size, n)) for c in pending)
-    client = cluster = None
-    bar = tqdm(total=n, initial=skipped, unit="sample", desc=f"keysynth synth -> {out.name}", disable=not progress, smoothing=0.05)
+    client = cluster = bar = None
     t_start = t0 = time.perf_counter()
     try:
         if pending and backend == "dask":
             client, cluster = _start_dask(workers, scheduler)
             t0 = time.perf_counter()  # throughput excludes the cluster start-up
+        bar = tqdm(total=n, initial=skipped, unit="sample", desc=f"keysynth synth -> {out.name}", disable=not progress, smoothing=0.05)
         for attempt in range(1, max_attempts + 1):
             if not pending:
                 break
             try:
-                _run_chunks(job, pending, workers=workers, backend=backend, client=client, bar=bar)
+                _run_chunks(job, pending, workers=workers, backend=backend, bar=bar)
             except _worker_death_errors() as exc:
                 log.warning("a worker died (%s: %s); redoing the unfinished chunks (pass %d of %d)",
                             type(exc).__name__, exc, attempt + 1, max_attempts)
             pending = [c for c in pending if not _chunk_done(out, writer, c, n)]
             bar.n = n - sum(len(_chunk_range(c, writer.chunk_size, n)) for c in pending)
             bar.refresh()
+        seconds = time.perf_counter() - t0  # before the cluster shuts down
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
+        _WORKER_JOB.clear()  # the in-process (workers=1) copy
         if client is not None:
             client.close()
         if cluster is not None:
@@ -430,7 +443,6 @@ def _generate(out: Path, writer: SampleWriter, renderer: Any, *, n: int, run_see
             f"{len(pending)} chunk(s) of {out} are still missing after {max_attempts} passes (workers kept dying); "
             "re-run the same command to resume"
         )
-    seconds = time.perf_counter() - t0
 
     with atomic_open(out / "meta.jsonl", tmp) as fh:
         for record in _iter_records(out, n_chunks):

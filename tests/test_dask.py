@@ -30,7 +30,7 @@ def test_killed_dask_worker_loses_nothing(tmp_path):
     run(tmp_path / "ref", n=30, fmt="webdataset", shard_size=6)
     marker = tmp_path / "killed"
     renderer = KillOnceRenderer(FakeRenderer(), kill_index=14, marker=marker)
-    with LocalCluster(host="127.0.0.1", processes=True, n_workers=2, threads_per_worker=1,
+    with LocalCluster(host="127.0.0.1", processes=True, n_workers=2, threads_per_worker=2,  # threads share the job
                       dashboard_address=None, silence_logs=logging.ERROR) as cluster:
         summary = run(tmp_path / "dask", n=30, backend="dask", scheduler=cluster.scheduler_address,
                       fmt="webdataset", shard_size=6, renderer=renderer)

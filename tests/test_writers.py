@@ -194,3 +194,14 @@ def test_encoders_are_deterministic_and_lossless_for_masks():
         from synth.writers.encoding import check_sample
 
         check_sample({"image": image, "mask": (mask % 7).astype(np.uint8) + 2, "meta": {"seed": 1}}, 3)
+
+
+def test_mask_and_instances_must_agree(tmp_path):
+    class Inconsistent(FakeRenderer):
+        def render(self, index, run_seed):
+            sample = super().render(index, run_seed)
+            sample["instances"][0, 0] = 9 if sample["mask"][0, 0] == 0 else 0
+            return sample
+
+    with pytest.raises(ValueError, match="mask and instances disagree"):
+        run(tmp_path / "x", n=2, fmt="coco", renderer=Inconsistent())

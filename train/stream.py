@@ -50,7 +50,7 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-__all__ = ["Batch", "ShmStream", "SyncStream", "check_sample", "make_stream"]
+__all__ = ["Batch", "ShmStream", "SyncStream", "check_sample", "make_stream", "producer_size"]
 
 log = logging.getLogger("keysynth.train")
 
@@ -80,6 +80,17 @@ class Batch:
     def batch_id(self) -> int:
         """crc32 of the sample indices (identifies the batch in logs)."""
         return zlib.crc32(np.ascontiguousarray(self.index, dtype=np.int64).tobytes())
+
+
+def producer_size(producer) -> int:
+    """Side length (px) of a producer's samples: ``producer.size``, else ``producer.config.size``.
+
+    Raises ``ValueError`` when neither is a positive int.
+    """
+    size = getattr(producer, "size", None) or getattr(getattr(producer, "config", None), "size", None)
+    if not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"producer {type(producer).__name__} has no positive `size` (or `config.size`) attribute (px)")
+    return int(size)
 
 
 def check_sample(sample: dict, size: int, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -243,9 +254,7 @@ class ShmStream:
                  mp_context: str = "spawn", selection_seed: int | None = None, start_timeout_s: float = 600.0):
         if num_workers < 1:
             raise ValueError(f"ShmStream needs num_workers >= 1 (got {num_workers}); use SyncStream for 0")
-        size = int(getattr(producer, "size", 0) or 0)
-        if size < 1:
-            raise ValueError(f"producer {type(producer).__name__} has no positive `size` attribute (px)")
+        size = producer_size(producer)
         self.order = "ordered" if deterministic else "fresh"
         if self.order == "fresh" and buffer_size < batch_size + num_workers:
             raise ValueError(f"buffer_size={buffer_size} too small: needs >= batch_size + num_workers "
@@ -466,9 +475,7 @@ class SyncStream:
     def __init__(self, producer, *, batch_size: int, run_seed: int = 0, start: int = 0, with_dist: bool = False,
                  ignore_index: int = 255, **_ignored):
         self.producer, self.batch_size, self.run_seed = producer, int(batch_size), int(run_seed)
-        self.size = int(getattr(producer, "size", 0) or 0)
-        if self.size < 1:
-            raise ValueError(f"producer {type(producer).__name__} has no positive `size` attribute (px)")
+        self.size = producer_size(producer)
         self.start = self._next = int(start)
         self.with_dist, self.ignore_index = bool(with_dist), int(ignore_index)
         self.stats_ = _Stats()

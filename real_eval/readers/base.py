@@ -121,7 +121,19 @@ def coco_polygons_to_mask(polygons: list[list[float]], height: int, width: int) 
     if not polys:
         return np.zeros((height, width), bool)
     rles = mask_utils.frPyObjects(polys, int(height), int(width))
-    return mask_utils.decode([mask_utils.merge(rles)])[:, :, 0].astype(bool)
+    return decode_rle(mask_utils.merge(rles))
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """pycocotools RLE dict (``counts`` bytes) -> bool (H, W). Silences pycocotools' NumPy-2
+    ``__array__`` DeprecationWarning, which is about its Cython glue, not the data."""
+    import warnings
+
+    from pycocotools import mask as mask_utils
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode([rle])[:, :, 0].astype(bool)
 
 
 def clip_paste(canvas: np.ndarray, patch: np.ndarray, top: int, left: int) -> None:

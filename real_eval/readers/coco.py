@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from real_eval.dataset import RealSample, read_image_rgb
-from real_eval.readers.base import AnnotationError, ClassFilter, check_size, coco_polygons_to_mask, compose_mask, safe_join
+from real_eval.readers.base import (AnnotationError, ClassFilter, check_size, coco_polygons_to_mask, compose_mask,
+                                   decode_rle, safe_join)
 
 NAME = "coco"
 DESCRIPTION = "COCO instances JSON (polygons, RLE list or string counts, iscrowd 0/1)"
@@ -72,7 +73,7 @@ def _segmentation_mask(seg, h: int, w: int, file: Path, field: str) -> np.ndarra
             raise AnnotationError(file, field + ".counts", f"expected a list of ints or an RLE string, got {type(counts).__name__}")
         try:
             rle = rle[0] if isinstance(rle, list) else rle
-            return mask_utils.decode([rle])[:, :, 0].astype(bool)
+            return decode_rle(rle)
         except Exception as exc:  # pycocotools raises bare errors on corrupt strings
             raise AnnotationError(file, field + ".counts", f"cannot decode RLE ({exc})") from exc
     raise AnnotationError(file, field, "expected polygons (list) or RLE ({'size', 'counts'})")

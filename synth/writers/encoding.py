@@ -65,7 +65,8 @@ def check_sample(sample: Any, index: int) -> None:
     """Validate one rendered sample against the sample contract (docs/DESIGN.md).
 
     Checks: ``image`` uint8 (H, W, 3); ``mask`` uint8 (H, W) with values in {0, 1, 255};
-    ``meta`` a dict holding ``seed``; optional ``instances`` integer (H, W).
+    ``meta`` a dict holding ``seed``; optional ``instances`` integer (H, W) with
+    ``mask == (instances > 0)`` outside the ignore band.
 
     Raises:
         ValueError: naming the sample index, the field and what was found.
@@ -89,3 +90,9 @@ def check_sample(sample: Any, index: int) -> None:
     if inst is not None:
         if not isinstance(inst, np.ndarray) or inst.shape != mask.shape or inst.dtype.kind not in "ui":
             raise ValueError(f"{where}: instances must be an unsigned integer (H, W) array, got {getattr(inst, 'dtype', type(inst))} {getattr(inst, 'shape', '')}")
+        disagree = (mask != 255) & ((mask == 1) != (inst > 0))
+        if np.any(disagree):
+            raise ValueError(
+                f"{where}: mask and instances disagree on {int(disagree.sum())} pixels outside the ignore band "
+                "(the contract: mask == (instances > 0) there); fix the renderer's compositing"
+            )
