@@ -1,5 +1,7 @@
 """Throughput of the scene renderer: samples/s per worker at 256 and 512 px, 1 and 2 workers
-(joblib loky), in memory and writing jpg+png files, plus ms/sample of each camera effect.
+(joblib loky), in memory and writing jpg+png files, plus CPU ms/sample of each camera effect (both
+camera backends: native and imgaug), of key rendering, and single-process CPU ms/sample
+(time.process_time: robust on a shared machine) with the ratio to the goal.
 
 Usage: .venv/bin/python bench/bench_synth.py [--seconds 6] [--sizes 256 512]
 Goal (per core, default config, in memory): >= 150 samples/s at 256 px, >= 60 at 512 px.
@@ -65,22 +67,57 @@ def bench_effects(size: int, reps: int = 30) -> dict:
     for name, cls in EFFECTS.items():
         eff = cls.from_config(SynthConfig())
         params = [eff.sample_params(np.random.default_rng(i), img8.shape) for i in range(reps)]
-        src = img8 if name in ("color", "jpeg") else imgf
-        t0 = time.perf_counter()
+        src = img8 if name in ("color", "jpeg", "imgaug_camera") else imgf
+        cls.apply(src, **params[0])  # lazy imports / banks
+        t0 = time.process_time()
         for p in params:
             cls.apply(src, **p)
-        out[name] = (time.perf_counter() - t0) / reps * 1e3
+        out[name] = (time.process_time() - t0) / reps * 1e3
     return out
+
+
+def bench_keys(size: int, reps: int = 40) -> float:
+    """CPU ms per procedural key at the default size distribution (typical 0.1-0.6 x frame)."""
+    from synth.keys import ProceduralKeys
+
+    cv2.setNumThreads(1)
+    k, rng = ProceduralKeys(), np.random.default_rng(0)
+    lens = np.exp(rng.uniform(np.log(0.1), np.log(0.6), reps)) * size
+    t0 = time.process_time()
+    for i, L in enumerate(lens):
+        k.sample_layers(rng, length_px=max(24.0, float(L)), angle_deg=7.0 * i, light_dir=(0.3, 0.4, 0.8))
+    return (time.process_time() - t0) / reps * 1e3
+
+
+def bench_cpu(size: int, n: int = 60, backend: str = "native") -> float:
+    """Single-process CPU ms/sample of the full default renderer."""
+    from synth import SampleRenderer, SynthConfig
+
+    cv2.setNumThreads(1)
+    r = SampleRenderer(SynthConfig.default().replace(size=size, camera_backend=backend))
+    for i in range(5):
+        r.render(10_000_000 + i, 1)
+    t0 = time.process_time()
+    for i in range(n):
+        r.render(i, 0)
+    return (time.process_time() - t0) / n * 1e3
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=6.0, help="measuring time per configuration")
+    ap.add_argument("--seconds", type=float, default=4.0, help="measuring time per configuration")
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     a = ap.parse_args(argv)
     print(f"cpu count {os.cpu_count()}; goal per core: " + ", ".join(f"{k}px >= {v:.0f}/s" for k, v in GOAL.items()))
     for size in a.sizes:
+        goal = GOAL.get(size)
+        for backend in ("native", "imgaug"):
+            ms = bench_cpu(size, backend=backend)
+            ratio = f"  ({1e3 / ms / goal:.2f}x goal)" if goal else ""
+            print(f"size {size:4d}  camera_backend {backend:6s}  {ms:6.2f} CPU ms/sample = {1e3 / ms:6.1f}/s per core{ratio}",
+                  flush=True)
+        print(f"size {size}: key rendering {bench_keys(size):.2f} CPU ms/key", flush=True)
         for w in a.workers:
             for write in (False, True):
                 sps = bench_throughput(size, w, a.seconds, write)
@@ -89,7 +126,7 @@ def main(argv=None) -> int:
                 print(f"size {size:4d}  workers {w}  {'files ' if write else 'memory'}  {sps:7.1f} samples/s per worker{ratio}",
                       flush=True)
         eff = bench_effects(size)
-        print(f"size {size}: ms/sample per effect (when applied): " + ", ".join(f"{k} {v:.2f}" for k, v in eff.items()))
+        print(f"size {size}: CPU ms/sample per effect (when applied): " + ", ".join(f"{k} {v:.2f}" for k, v in eff.items()))
     return 0
 
 

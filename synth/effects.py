@@ -283,6 +283,18 @@ class ImgaugCamera(Effect):
 
     @staticmethod
     def apply(image, seed, read, shot_lam, gains, saturation, contrast, brightness, gamma, quality):
+        state = np.random.get_state()
+        try:
+            return ImgaugCamera._apply(image, seed, read, shot_lam, gains, saturation, contrast, brightness, gamma,
+                                       quality)
+        finally:
+            # imgaug (or a library it imports lazily) makes one hidden draw from numpy's GLOBAL
+            # RandomState on first use (found by tests/test_scene.py); restore it so rendering never
+            # touches the caller's global RNG (our own draws all come from the explicit seeds)
+            np.random.set_state(state)
+
+    @staticmethod
+    def _apply(image, seed, read, shot_lam, gains, saturation, contrast, brightness, gamma, quality):
         import imgaug.augmenters as iaa  # lazy: imgaug is slow to import and optional for the native chain
 
         s = int(seed)
