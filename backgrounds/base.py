@@ -96,7 +96,11 @@ class MixedBackgrounds:
 
     def sample(self, rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, dict]:
         """Draw the source index, then delegate; meta gains ``mixed_index``."""
-        i = int(rng.choice(len(self.sources), p=self.weights))
+        # == rng.choice(len(sources), p=weights): inverse CDF on one rng.random() (same stream), minus
+        # choice's ~20 us validation overhead
+        cdf = np.cumsum(np.asarray(self.weights, np.float64))
+        cdf /= cdf[-1]
+        i = int(cdf.searchsorted(rng.random(), side="right"))
         img, meta = self.sources[i].sample(rng, size)
         meta = dict(meta)
         meta["mixed_index"] = i

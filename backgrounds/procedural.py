@@ -8,6 +8,8 @@ Cheap by construction: every random field is drawn on a coarse grid and upsample
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -60,14 +62,23 @@ def _colour(rng, lo=20, hi=235) -> np.ndarray:
     return rng.uniform(lo, hi, 3).astype(np.float32)
 
 
-def _to_u8(x: np.ndarray) -> np.ndarray:
-    return np.clip(x, 0, 255).astype(np.uint8)
+def _merge_u8(chans) -> np.ndarray:
+    """Three float32 (H, W) channel planes -> uint8 (H, W, 3), clipped to [0, 255] and truncated
+    (same values as ``np.clip(img, 0, 255).astype(np.uint8)`` on the stacked image). Per-channel
+    planes avoid numpy's slow broadcasting over a length-3 last axis."""
+    return cv2.merge([np.clip(ch, 0, 255).astype(np.uint8) for ch in chans])
 
 
-def _tint(field: np.ndarray, c0: np.ndarray, c1: np.ndarray) -> np.ndarray:
-    """Map a field in ~[0, 1] to colours between c0 and c1 -> float32 (H, W, 3)."""
-    f = np.clip(field, 0, 1)[..., None]
-    return c0 + f * (c1 - c0)
+def _tint_u8(field: np.ndarray, c0: np.ndarray, c1: np.ndarray) -> np.ndarray:
+    """Map a field in ~[0, 1] (clipped) to colours between c0 and c1 -> uint8 (H, W, 3).
+
+    One fused float32 scale-add-saturate pass per channel (``cv2.convertScaleAbs``; c0, c1 >= 0 so
+    the absolute value is a no-op) instead of float64 (H, W, 3) temporaries; the -0.5 offset makes
+    OpenCV's rounding approximate the truncation of ``astype(np.uint8)`` (within 1 level)."""
+    f = np.clip(np.asarray(field, np.float32), 0.0, 1.0)
+    c0 = np.asarray(c0, np.float64)
+    d = np.asarray(c1, np.float64) - c0
+    return cv2.merge([cv2.convertScaleAbs(f, alpha=float(d[i]), beta=float(c0[i]) - 0.5) for i in range(3)])
 
 
 def gradient(rng, size):
@@ -77,7 +88,7 @@ def gradient(rng, size):
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
     if rng.random() < 0.5:
         t = float(rng.uniform(0, 2 * np.pi))
-        f = (xx * np.cos(t) + yy * np.sin(t))
+        f = (xx * math.cos(t) + yy * math.sin(t))
         f = (f - f.min()) / max(1e-6, float(np.ptp(f)))
         sub = "linear"
     else:
@@ -86,7 +97,7 @@ def gradient(rng, size):
         f = f / max(1e-6, float(f.max()))
         sub = "radial"
     f = f + 0.05 * fractal_noise(rng, size, 3, 3)
-    return _to_u8(_tint(f, c0, c1)), {"variant": sub}
+    return _tint_u8(f, c0, c1), {"variant": sub}
 
 
 def noise(rng, size):
@@ -94,7 +105,7 @@ def noise(rng, size):
     c0, c1 = _colour(rng), _colour(rng)
     base = float(rng.uniform(2, 12))
     f = fractal_noise(rng, size, base, 6, float(rng.uniform(0.4, 0.7)))
-    return _to_u8(_tint(0.5 + 0.25 * f, c0, c1)), {"base_cells": base}
+    return _tint_u8(0.5 + 0.25 * f, c0, c1), {"base_cells": base}
 
 
 def wood(rng, size):
@@ -104,7 +115,7 @@ def wood(rng, size):
     dark = hue * float(rng.uniform(0.45, 0.7))
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
     t = float(rng.uniform(0, np.pi))
-    u = (xx * np.cos(t) + yy * np.sin(t)) / max(H, W)
+    u = (xx * math.cos(t) + yy * math.sin(t)) / max(H, W)
     freq = float(rng.uniform(8, 30))
     warp = fractal_noise(rng, size, 3, 3) * float(rng.uniform(0.02, 0.08))
     rings = 0.5 + 0.5 * np.sin(2 * np.pi * freq * (u + warp))
@@ -114,10 +125,10 @@ def wood(rng, size):
     planks = ""
     if rng.random() < 0.5:  # floor boards: dark seams perpendicular to the grain direction
         pw = int(rng.integers(max(8, H // 10), max(9, H // 3)))
-        v = ((-xx * np.sin(t) + yy * np.cos(t)) % pw) < max(1, pw // 40)
+        v = ((-xx * math.sin(t) + yy * math.cos(t)) % pw) < max(1, pw // 40)
         f = np.where(v, -0.3, f)
         planks = pw
-    return _to_u8(_tint(f, dark, hue)), {"freq": freq, "angle": t, "plank_px": planks}
+    return _tint_u8(f, dark, hue), {"freq": freq, "angle": t, "plank_px": planks}
 
 
 def tiles(rng, size):
@@ -134,12 +145,15 @@ def tiles(rng, size):
     yy = (np.arange(H) + oy)
     xx = (np.arange(W) + ox)
     iy, ix = yy // th, xx // tw
-    img = c + jitter[iy[:, None], ix[None, :]]
-    mott = fractal_noise(rng, size, 6, 4)[..., None] * float(rng.uniform(2, 10))
-    img = img + mott
+    mott = fractal_noise(rng, size, 6, 4) * float(rng.uniform(2, 10))
     gl = ((yy % th) < grout)[:, None] | ((xx % tw) < grout)[None, :]
-    img[gl] = gc
-    return _to_u8(img), {"tile_px": [int(th), int(tw)], "grout_px": grout}
+    chans = []
+    for i in range(3):  # per channel: c + jitter[tile] + mottling, grout painted over
+        ch = c[i] + jitter[:, :, i].take(iy, 0).take(ix, 1)
+        ch = ch + mott
+        ch[gl] = gc[i]
+        chans.append(ch)
+    return _merge_u8(chans), {"tile_px": [int(th), int(tw)], "grout_px": grout}
 
 
 def fabric(rng, size):
@@ -156,7 +170,7 @@ def fabric(rng, size):
     c0, c1 = _colour(rng, 15, 220), None
     c1 = np.clip(c0 * rng.uniform(1.1, 1.6), 0, 255).astype(np.float32)
     f = 0.6 * f + 0.4 * (0.5 + 0.3 * fractal_noise(rng, size, 8, 4))
-    return _to_u8(_tint(f, c0 * 0.6, c1)), {"pitch_px": p}
+    return _tint_u8(f, c0 * 0.6, c1), {"pitch_px": p}
 
 
 def carpet(rng, size):
@@ -164,10 +178,9 @@ def carpet(rng, size):
     c0, c1 = _colour(rng, 10, 200), _colour(rng, 10, 200)
     low = 0.5 + 0.3 * fractal_noise(rng, size, 3, 3)
     hi = fractal_noise(rng, size, max(size) / 3.0, 2, 0.6)
-    f = low[..., None]
-    img = c0 + f * (c1 - c0)
-    img = img * (1 + 0.25 * hi[..., None])
-    return _to_u8(img), {}
+    d = c1 - c0
+    g = 1 + 0.25 * hi
+    return _merge_u8([(c0[i] + low * d[i]) * g for i in range(3)]), {}
 
 
 def laminate(rng, size):
@@ -176,22 +189,25 @@ def laminate(rng, size):
     c = _colour(rng, 40, 235)
     t = rng.random() < 0.5
     g = fractal_noise(rng, (H, W) if t else (W, H), 30, 3, aniso=float(rng.uniform(5, 20)))
-    g = g if t else g.T
-    img = c * (1 + float(rng.uniform(0.02, 0.08)) * g[..., None])
-    return _to_u8(img), {"grain_axis": "x" if t else "y"}
+    g = g if t else np.ascontiguousarray(g.T)
+    g1 = 1 + float(rng.uniform(0.02, 0.08)) * g
+    return _merge_u8([c[i] * g1 for i in range(3)]), {"grain_axis": "x" if t else "y"}
 
 
 def paper(rng, size):
     """Paper / notebook: near-white with fibre noise, optionally ruled lines."""
     H, W = size
     c = rng.uniform([200, 195, 180], [255, 252, 245]).astype(np.float32)
-    img = c * (1 + 0.03 * fractal_noise(rng, size, 20, 4)[..., None])
+    g1 = 1 + 0.03 * fractal_noise(rng, size, 20, 4)
+    chans = [c[i] * g1 for i in range(3)]
     ruled = bool(rng.random() < 0.4)
     if ruled:
         pitch = int(rng.integers(max(6, H // 30), max(7, H // 10)))
         rows = (np.arange(H) % pitch) == 0
-        img[rows] = img[rows] * np.array([0.75, 0.8, 0.95], np.float32)
-    return _to_u8(img), {"ruled": ruled}
+        ink = np.array([0.75, 0.8, 0.95], np.float32)
+        for i in range(3):
+            chans[i][rows] = chans[i][rows] * ink[i]
+    return _merge_u8(chans), {"ruled": ruled}
 
 
 PROCEDURAL_KINDS = {

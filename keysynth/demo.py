@@ -7,7 +7,9 @@ Steps (each output written atomically under ``--out``):
 2. ``synth_test/`` — a held-out synthetic set generated with a joblib worker pool
    (``keysynth synth`` format), used for evaluation when no real set is given;
 3. ``train/`` — a small U-Net trained on the live generator stream for ``--steps`` steps or
-   ``--minutes`` of wall time, whichever comes first (re-running resumes from ``last.pt``);
+   ``--minutes`` of wall time: without ``--steps`` the step count is fitted to the budget by timing
+   a few training steps first, so the cosine schedule completes (re-running resumes from
+   ``last.pt``);
 4. ``eval_real/`` (with ``--real``) and ``eval_synth/`` — ``keysynth eval`` outputs;
 5. ``predictions.png`` (real or held-out photos with predicted contours in red, ground truth in
    green) and ``report.md`` with every figure.
@@ -41,11 +43,13 @@ def register(subparsers) -> None:
                    help="real annotated photos: DIR/images/* + DIR/masks/*.png with matching names")
     p.add_argument("--backgrounds", default=None, metavar="DIR|SPEC",
                    help="background photos folder, or default|procedural|bundled (default: procedural + bundled)")
-    p.add_argument("--minutes", type=float, default=4.0, help="training wall-time budget, minutes (default 4)")
-    p.add_argument("--steps", type=int, default=600, help="training steps (cosine schedule length; default 600)")
+    p.add_argument("--minutes", type=float, default=5.0, help="training wall-time budget, minutes (default 5)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps (cosine schedule length; default: fitted to --minutes)")
     p.add_argument("--size", type=int, default=256, help="sample / model input side, px (default 256)")
     p.add_argument("--batch-size", type=int, default=8, help="training batch size (default 8)")
-    p.add_argument("--workers", type=int, default=2, help="generator worker processes (default 2)")
+    p.add_argument("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) // 2)),
+                   help="generator worker processes (default: half the CPU cores, 1..4)")
     p.add_argument("--encoder", default=None, help="smp encoder name (default: train's default, small)")
     p.add_argument("--heldout", type=int, default=32, help="held-out synthetic test samples (default 32)")
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
@@ -95,6 +99,33 @@ def prediction_grid(model, model_spec: dict, samples: list, *, strategy: str, de
         r, k = divmod(i, cols)
         grid[r * tile:(r + 1) * tile, k * tile:(k + 1) * tile] = c
     return grid
+
+
+def steps_for_budget(*, encoder: str, size: int, batch_size: int, minutes: float, device: str,
+                     share: float = 0.75) -> int:
+    """Training steps that fit in ``minutes``: times 3 optimizer steps of the model on random data
+    (the first is warm-up and discarded) and keeps ``share`` of the budget for training proper
+    (the rest goes to generator workers competing for the CPU, evaluation and checkpoints)."""
+    import torch
+    import torch.nn.functional as F
+
+    from real_eval.model_io import build_model, default_model_spec
+
+    model = build_model(default_model_spec(encoder_name=encoder, image_size=size)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x = torch.randn(batch_size, 3, size, size, device=device)
+    y = torch.rand(batch_size, 1, size, size, device=device)
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        loss = F.binary_cross_entropy_with_logits(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return max(10, int(minutes * 60.0 * share / min(times[1:])))
 
 
 def _fmt(v: Any) -> str:
@@ -157,17 +188,23 @@ def run_demo(args: argparse.Namespace) -> int:
 
     # 3. train on the live stream ---------------------------------------------------------------
     train_dir = out / "train"
+    device = "cuda" if args.device in ("auto", "cuda") and _cuda() else "cpu"
+    encoder = args.encoder or TrainConfig().encoder_name
+    resuming = (train_dir / "checkpoints" / "last.pt").is_file()
+    if resuming and not args.steps:  # keep the interrupted run's schedule
+        steps = TrainConfig.from_yaml(train_dir / "config.yaml").steps
+    else:
+        steps = args.steps or steps_for_budget(encoder=encoder, size=args.size, batch_size=args.batch_size,
+                                               minutes=args.minutes, device=device)
     overrides: dict[str, Any] = dict(
-        out=str(train_dir), seed=args.seed, device=args.device, image_size=args.size, steps=args.steps,
+        out=str(train_dir), seed=args.seed, device=device, image_size=args.size, steps=steps, encoder_name=encoder,
         batch_size=args.batch_size, num_workers=args.workers, backgrounds=bg_spec, real_dir=args.real,
-        warmup=max(1, min(100, args.steps // 10)), eval_every=max(1, args.steps // 3), val_size=32,
-        checkpoint_every=max(1, args.steps // 3),
-        resume="auto" if (train_dir / "checkpoints" / "last.pt").is_file() else None,
+        warmup=max(1, min(100, steps // 10)), eval_every=max(1, steps // 3), val_size=32,
+        checkpoint_every=max(1, steps // 3),
+        resume="auto" if resuming else None,
     )
-    if args.encoder:
-        overrides["encoder_name"] = args.encoder
     tcfg = TrainConfig(**overrides)
-    deadline = time.monotonic() + args.minutes * 60.0
+    deadline = time.monotonic() + args.minutes * 60.0 * 1.25  # safety cap; steps fit the budget
     t = time.perf_counter()
     summary = train(tcfg, should_stop=lambda step: time.monotonic() > deadline)
     timings["train_s"] = time.perf_counter() - t
@@ -175,7 +212,6 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"[demo] trained {summary['step']} steps -> {ckpt}")
 
     # 4. evaluate -------------------------------------------------------------------------------
-    device = "cuda" if args.device in ("auto", "cuda") and _cuda() else "cpu"
     model, spec = load_checkpoint(ckpt, device)
     t = time.perf_counter()
     results: dict[str, dict] = {}
@@ -201,8 +237,8 @@ def run_demo(args: argparse.Namespace) -> int:
         f"- model: {spec['arch']} / {spec['encoder_name']} at {spec['image_size']} px; checkpoint `{ckpt}`",
         f"- training: {summary['step']} steps of batch {args.batch_size} on the live stream "
         f"({args.workers} generator workers); loss {_fmt(first_loss)} -> {_fmt(last_loss)}",
-        f"- held-out synthetic set: {args.heldout} samples in {timings['heldout_s']:.1f} s "
-        f"({args.heldout / max(timings['heldout_s'], 1e-9):.1f} samples/s incl. pool start-up)",
+        f"- held-out synthetic set: {args.heldout} samples with {args.workers} joblib workers in "
+        f"{timings['heldout_s']:.1f} s ({gen['samples_per_s']:.1f} samples/s)",
         f"- inference strategy: `{DEFAULT_STRATEGY}`",
         "- wall time: " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in timings.items()), "",
         "![samples](preview.png)", "", "![predictions](predictions.png)", "",

@@ -39,7 +39,8 @@ def rgba_to_layer(rgba: np.ndarray, label: np.ndarray | None = None) -> Layer:
     if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype != np.uint8:
         raise ValueError(f"cut-out must be uint8 (h, w, 4) straight-alpha RGBA, got {rgba.dtype} {rgba.shape}")
     a = rgba[..., 3].astype(np.float32) * np.float32(1 / 255)
-    rgb = rgba[..., :3].astype(np.float32) * a[..., None]
+    rgb = rgba[..., :3].astype(np.float32)
+    _mul3(rgb, a)  # premultiply (== rgb * a[..., None], bit-identical)
     lab = None
     if label is not None:
         if label.shape != rgba.shape[:2]:
@@ -78,6 +79,36 @@ def shadow_alpha(alpha: np.ndarray, sigma: float, pad: int) -> np.ndarray:
     return cv2.GaussianBlur(a, (0, 0), sigma)
 
 
+def _rowmajor(x: np.ndarray) -> bool:
+    """float32 (h, w, 3) whose rows are pixel-contiguous (a C-order array or a box view of one)."""
+    return (x.dtype == np.float32 and x.ndim == 3 and x.shape[2] == 3 and x.strides[2] == 4
+            and x.strides[1] == 12 and x.strides[0] >= 12 * x.shape[1])
+
+
+def _mul3(dst: np.ndarray, g: np.ndarray) -> None:
+    """``dst *= g[..., None]`` in place for float32 dst (h, w, 3) (may be a frame view) and float32
+    g (h, w) or (h, w, 3). Bit-identical to the numpy broadcast (IEEE float32 products), ~5x faster:
+    numpy's broadcast of a length-3 last axis runs a tiny inner loop per pixel, so the gain map is
+    expanded to 3 channels once and multiplied contiguously by OpenCV."""
+    g3 = g if g.ndim == 3 else cv2.merge([g, g, g])
+    if not _rowmajor(dst) or g3.dtype != np.float32 or g3.shape != dst.shape:
+        dst *= g3 if g.ndim == 3 else g[..., None]
+        return
+    out = cv2.multiply(dst, g3, dst=dst)
+    if out.__array_interface__["data"][0] != dst.__array_interface__["data"][0]:  # not written in place
+        dst[...] = out
+
+
+def _add3(dst: np.ndarray, x: np.ndarray) -> None:
+    """``dst += x`` in place (float32 (h, w, 3), dst may be a frame view), via OpenCV when dtypes match."""
+    if not _rowmajor(dst) or x.dtype != np.float32 or x.shape != dst.shape:
+        dst += x
+        return
+    out = cv2.add(dst, x, dst=dst)
+    if out.__array_interface__["data"][0] != dst.__array_interface__["data"][0]:
+        dst[...] = out
+
+
 def _clip(x0, y0, h, w, H, W):
     """Intersection of box (x0, y0, w, h) with the frame -> (frame slice, layer slice) or None."""
     fx0, fy0 = max(0, x0), max(0, y0)
@@ -99,7 +130,7 @@ class Canvas:
     def __init__(self, background: np.ndarray):
         if background.ndim != 3 or background.shape[2] != 3:
             raise ValueError(f"background must be (H, W, 3), got {background.shape}")
-        self.img = background.astype(np.float32)
+        self.img = background.astype(np.float32, order="C")
         self.H, self.W = background.shape[:2]
         self.cov: dict[int, tuple[int, int, np.ndarray]] = {}  # key_id -> (x0, y0, coverage box)
 
@@ -112,8 +143,8 @@ class Canvas:
         fs, ls = r
         a = layer.alpha[ls]
         dst = self.img[fs]
-        dst *= (1.0 - a)[..., None]
-        dst += layer.rgb[ls]
+        _mul3(dst, 1.0 - a)
+        _add3(dst, layer.rgb[ls])
         fy, fx = fs
         for kid, (kx0, ky0, cov) in self.cov.items():
             kh, kw = cov.shape
@@ -135,11 +166,15 @@ class Canvas:
         if r is None:
             return
         fs, ls = r
-        g = 1.0 - np.float32(strength) * alpha[ls]
+        sa = np.float32(strength) * alpha[ls]
         if colour is None:
-            self.img[fs] *= g[..., None]
+            _mul3(self.img[fs], 1.0 - sa)
         else:
-            self.img[fs] *= 1.0 - (np.float32(strength) * alpha[ls])[..., None] * np.asarray(colour, np.float32)
+            c = np.asarray(colour, np.float32)
+            if sa.dtype == np.float32:  # per channel 1 - sa * c_k: same float32 ops as the broadcast
+                _mul3(self.img[fs], cv2.merge([1.0 - sa * c[0], 1.0 - sa * c[1], 1.0 - sa * c[2]]))
+            else:
+                self.img[fs] *= 1.0 - sa[..., None] * c
 
     def labels(self, ignore_band: bool = False, band_px: int = 1, min_visible_px: int = 1):
         """-> (mask uint8 (H, W) {0,1}[,255], instances uint16 (H, W), {key_id: visible px}).
@@ -152,13 +187,25 @@ class Canvas:
         ``band_px - 1``) becomes 255 in ``mask`` (instances keep their ids).
         """
         H, W = self.H, self.W
-        total = np.zeros((H, W), np.float32)
-        best = np.zeros((H, W), np.float32)
-        owner = np.zeros((H, W), np.uint16)
+        mask = np.zeros((H, W), np.uint8)
+        inst = np.zeros((H, W), np.uint16)
+        if not self.cov:
+            return mask, inst, {}
+        # all work on the union box of the key coverage boxes (+ the band dilation reach); outside it
+        # total coverage is 0, so the result equals the whole-frame computation
+        e = band_px if ignore_band else 0
+        bx0 = max(0, min(v[0] for v in self.cov.values()) - e)
+        by0 = max(0, min(v[1] for v in self.cov.values()) - e)
+        bx1 = min(W, max(v[0] + v[2].shape[1] for v in self.cov.values()) + e)
+        by1 = min(H, max(v[1] + v[2].shape[0] for v in self.cov.values()) + e)
+        bh, bw = by1 - by0, bx1 - bx0
+        total = np.zeros((bh, bw), np.float32)
+        best = np.zeros((bh, bw), np.float32)
+        owner = np.zeros((bh, bw), np.uint16)
         for kid in sorted(self.cov):
             x0, y0, cov = self.cov[kid]
             h, w = cov.shape
-            sl = (slice(y0, y0 + h), slice(x0, x0 + w))
+            sl = (slice(y0 - by0, y0 - by0 + h), slice(x0 - bx0, x0 - bx0 + w))
             total[sl] += cov
             win = cov > best[sl]
             best[sl][win] = cov[win]
@@ -174,11 +221,13 @@ class Canvas:
                 new_id += 1
                 remap[kid] = new_id
                 counts[kid] = n
-        inst = remap[owner]
-        mask = (inst > 0).astype(np.uint8)
+        ib = inst[by0:by1, bx0:bx1]
+        ib[...] = remap[owner]
+        mb = mask[by0:by1, bx0:bx1]
+        mb[...] = ib > 0
         if ignore_band:
             band = (total > 0.02) & (total < 0.98)
             if band_px > 1:
                 band = cv2.dilate(band.astype(np.uint8), np.ones((2 * band_px - 1,) * 2, np.uint8)) > 0
-            mask[band] = 255
+            mb[band] = 255
         return mask, inst, counts

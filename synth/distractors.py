@@ -22,6 +22,11 @@ from .keys.render import render_shape
 __all__ = ["DISTRACTOR_KINDS", "render_distractor"]
 
 
+def _pick(rng, seq):
+    """One uniformly drawn element of ``seq``; same draw and rng stream as ``rng.choice(seq)``."""
+    return seq[int(rng.integers(len(seq)))]
+
+
 def _u(rng, lo, hi) -> float:
     return float(rng.uniform(lo, hi))
 
@@ -38,7 +43,7 @@ def _coin(rng, S):
     for _ in range(int(rng.integers(4, 12))):  # relief: a few strokes/blobs inside
         c = rng.uniform(-0.5, 0.5, 2) * r + [r, 0]
         pts = c + rng.uniform(-0.25, 0.25, (3, 2)) * r
-        s.line(str(rng.choice(["raise", "groove"])), pts, max(1.0, S * _u(rng, 0.015, 0.04)), 0.6)
+        s.line(str(_pick(rng, ["raise", "groove"])), pts, max(1.0, S * _u(rng, 0.015, 0.04)), 0.6)
     return s, {"diameter": S}, "metal", ("brass", "nickel", "steel")
 
 
@@ -97,7 +102,7 @@ def _zipper(rng, S):
 
 def _cutlery(rng, S):
     s = Shape()
-    kind = str(rng.choice(["spoon", "fork", "knife"]))
+    kind = str(_pick(rng, ["spoon", "fork", "knife"]))
     hw = S * _u(rng, 0.05, 0.08)
     hl = S * _u(rng, 0.55, 0.65)
     s.poly("metal", np.array([[0, -hw * 0.6], [hl, -hw * 0.35], [hl, hw * 0.35], [0, hw * 0.6]]) +
@@ -141,7 +146,7 @@ def _key_ring(rng, S):
 def _fob(rng, S):
     s = Shape()
     h = S * _u(rng, 0.3, 0.6)
-    shape = str(rng.choice(["rect", "tear", "oval"]))
+    shape = str(_pick(rng, ["rect", "tear", "oval"]))
     if shape == "rect":
         s.poly("plastic", rounded_rect_pts(S / 2, 0, S / 2, h / 2, h * _u(rng, 0.1, 0.45)))
     elif shape == "oval":

@@ -22,6 +22,11 @@ SKIN_TONES = np.array([[233, 196, 170], [222, 171, 137], [198, 140, 106], [160, 
 METALS = {"brass": (196, 160, 82), "nickel": (190, 190, 186), "steel": (160, 163, 168), "copper": (184, 115, 80)}
 
 
+def _pick(rng, seq):
+    """One uniformly drawn element of ``seq``; same draw and rng stream as ``rng.choice(seq)``."""
+    return seq[int(rng.integers(len(seq)))]
+
+
 def _pts(p) -> np.ndarray:
     return np.round(np.asarray(p, np.float64) * _S).astype(np.int32)
 
@@ -72,7 +77,7 @@ class FallbackKeys:
         hole = (bx - bow_r * 0.45, cy)
         hr = max(1.0, bow_r * 0.28)
         cv2.circle(a, tuple(int(v) for v in _pts(hole)), int(hr * _S), 0, -1, cv2.LINE_AA, _SH)
-        material = str(rng.choice(list(METALS)))
+        material = str(_pick(rng, list(METALS)))
         col = np.asarray(METALS[material], np.float32) * np.float32(rng.uniform(0.85, 1.1))
         rgb = np.empty((h, w, 3), np.float32)
         rgb[:] = col
@@ -88,9 +93,10 @@ class FallbackKeys:
                      "hole_xy": [float(hx), float(hy)]}
 
 
-def _metal_ring_rgba(r: float, t: float, light_dir, shading: bool, colour) -> np.ndarray:
-    """Annulus of mid-radius r, thickness t (px) as RGBA float (h, w, 4): alpha straight, rgb shaded
-    like a torus cross-section (bright where the normal faces the light)."""
+def _metal_ring_planes(r: float, t: float, light_dir, shading: bool, colour) -> tuple[list, np.ndarray]:
+    """Annulus of mid-radius r, thickness t (px): ([R, G, B] float32 (n, n) planes in [0, 255],
+    straight alpha float32 (n, n)); rgb shaded like a torus cross-section (bright where the normal
+    faces the light). Planar, so no slow length-3 broadcasting."""
     R = r + t / 2 + 2
     n = int(np.ceil(2 * R))
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
@@ -99,16 +105,25 @@ def _metal_ring_rgba(r: float, t: float, light_dir, shading: bool, colour) -> np
     d = np.sqrt(xx * xx + yy * yy)
     u = (d - r) / (t / 2)  # -1..1 across the wire
     alpha = np.clip((t / 2 + 0.5 - np.abs(d - r)), 0, 1).astype(np.float32)
-    rgb = np.empty((n, n, 3), np.float32)
-    rgb[:] = np.asarray(colour, np.float32)
+    col = np.asarray(colour, np.float32)
     if shading:
         nz = np.sqrt(np.clip(1 - u * u, 0, 1))
         inv = 1.0 / np.maximum(d, 1e-3)
         nx, ny = u * xx * inv, u * yy * inv
         lam = np.clip(nx * light_dir[0] + ny * light_dir[1] + nz * light_dir[2], 0, 1)
         spec = lam ** 24
-        rgb = rgb * (0.35 + 0.75 * lam)[..., None] + 200.0 * spec[..., None]
-    return np.dstack([np.clip(rgb, 0, 255), alpha])
+        g, s = (0.35 + 0.75 * lam), 200.0 * spec
+        planes = [np.clip(col[c] * g + s, 0, 255) for c in range(3)]
+    else:
+        planes = [np.full((n, n), min(max(col[c], 0), 255), np.float32) for c in range(3)]
+    return planes, alpha
+
+
+def _metal_ring_rgba(r: float, t: float, light_dir, shading: bool, colour) -> np.ndarray:
+    """Annulus of mid-radius r, thickness t (px) as RGBA float (h, w, 4): alpha straight, rgb shaded
+    like a torus cross-section (bright where the normal faces the light)."""
+    planes, alpha = _metal_ring_planes(r, t, light_dir, shading, colour)
+    return np.dstack(planes + [alpha])
 
 
 def key_ring_layers(rng, hole_xy, blade_dir, key_len: float, light_dir, shading=True, radius=None):
@@ -120,16 +135,17 @@ def key_ring_layers(rng, hole_xy, blade_dir, key_len: float, light_dir, shading=
     t = max(1.2, key_len * float(rng.uniform(0.018, 0.035)))
     bx, by = blade_dir
     cx, cy = hole_xy[0] - bx * r, hole_xy[1] - by * r
-    colour = np.asarray(METALS[str(rng.choice(["nickel", "steel", "brass"]))], np.float32) * np.float32(rng.uniform(0.8, 1.05))
-    ring = _metal_ring_rgba(r, t, light_dir, shading, colour)
-    n = ring.shape[0]
+    colour = np.asarray(METALS[str(_pick(rng, ["nickel", "steel", "brass"]))], np.float32) * np.float32(rng.uniform(0.8, 1.05))
+    planes, a = _metal_ring_planes(r, t, light_dir, shading, colour)
+    n = a.shape[0]
     x0, y0 = int(round(cx - n / 2)), int(round(cy - n / 2))
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
     side = ((xx + x0 - cx) * -by + (yy + y0 - cy) * bx) > 0  # left/right of the axis through the hole
-    a = ring[..., 3]
-    rgbp = ring[..., :3] * a[..., None]
-    over = Layer(rgbp * side[..., None], a * side, x0, y0)
-    under = Layer(rgbp * ~side[..., None], a * ~side, x0, y0)
+    # premultiplied halves, built per channel plane (same float32 products as the (n, n, 3) broadcast)
+    sf, nf = side.astype(np.float32), (~side).astype(np.float32)
+    rgbp = [p * a for p in planes]
+    over = Layer(cv2.merge([p * sf for p in rgbp]), a * side, x0, y0)
+    under = Layer(cv2.merge([p * nf for p in rgbp]), a * ~side, x0, y0)
     return under, over, {"ring_radius_px": r, "ring_wire_px": t, "ring_centre": [float(cx), float(cy)]}
 
 
@@ -147,7 +163,19 @@ def finger_layer(rng, tip_xy, direction, width: float, length: float, light_dir,
         x0, y0 = max(x0, 0), max(y0, 0)
         x1, y1 = max(x0 + 1, min(x1, frame_hw[1])), max(y0 + 1, min(y1, frame_hw[0]))
     h, w = y1 - y0, x1 - x0
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    # conservative footprint (the capsule's rotated bounding rectangle + 2 px): the per-pixel maths
+    # runs only there (element-wise, so values are identical to evaluating the whole box); alpha is 0
+    # outside it
+    hw_ = width / 2 * 1.15 + 2.0
+    a0_, a1_ = -(width / 2 + 2.0), length + pad + 2.0
+    rect = np.array([[tx + dx * a + (-dy) * b, ty + dy * a + dx * b]
+                     for a, b in ((a0_, -hw_), (a1_, -hw_), (a1_, hw_), (a0_, hw_))], np.float64)
+    fp = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(fp, np.round((rect - (x0, y0)) * 16).astype(np.int32), 1, cv2.LINE_8, 4)
+    fp = cv2.dilate(fp, np.ones((5, 5), np.uint8))
+    idx = np.flatnonzero(fp)
+    yy, xx = np.divmod(idx, w)
+    yy, xx = yy.astype(np.float32), xx.astype(np.float32)
     px, py = xx + x0 - tx, yy + y0 - ty
     along = px * dx + py * dy
     across = -px * dy + py * dx
@@ -156,7 +184,7 @@ def finger_layer(rng, tip_xy, direction, width: float, length: float, light_dir,
     dist = np.where(along < 0, np.sqrt(along * along + across * across), np.abs(across))
     alpha = np.clip(rad - dist + 0.5, 0, 1)
     skin = SKIN_TONES[int(rng.integers(len(SKIN_TONES)))] * np.float32(rng.uniform(0.85, 1.1))
-    rgb = np.empty((h, w, 3), np.float32)
+    rgb = np.empty((idx.size, 3), np.float32)
     rgb[:] = skin
     if shading:
         u = np.clip(across / rad, -1, 1)
@@ -167,7 +195,12 @@ def finger_layer(rng, tip_xy, direction, width: float, length: float, light_dir,
     nail_on = bool(rng.random() < 0.6)
     if nail_on:
         rgb[nail] = rgb[nail] * 0.6 + np.float32([235, 205, 200]) * 0.4
-    return Layer(rgb * alpha[..., None], alpha.astype(np.float32), x0, y0), {"finger_width_px": width, "nail": nail_on}
+    prgb = rgb * alpha[..., None]
+    rgb_full = np.zeros((h * w, 3), prgb.dtype)
+    rgb_full[idx] = prgb
+    a_full = np.zeros(h * w, np.float32)
+    a_full[idx] = alpha
+    return Layer(rgb_full.reshape(h, w, 3), a_full.reshape(h, w), x0, y0), {"finger_width_px": width, "nail": nail_on}
 
 
 def blob_layer(rng, centre, radius: float, light_dir, shading=True):

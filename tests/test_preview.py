@@ -1,7 +1,6 @@
 """write_preview writes a contact sheet with green contours and a histogram figure."""
 
 import cv2
-import numpy as np
 import pytest
 
 from backgrounds import ProceduralBackgrounds

@@ -1,20 +1,15 @@
-"""Periodic evaluation for the trainer: a thin adapter over ``real_eval`` (tolerates its absence).
+"""Periodic evaluation for the trainer: a thin adapter over ``real_eval``.
 
 - Synthetic validation set: rendered once from a separate run seed; predicted at training size
-  (no resizing); metrics per image from ``real_eval.metrics.image_metrics`` (IoU, Dice, boundary F1
-  with the DAVIS tolerance 0.008 x diagonal; Csurka et al. BMVC 2013), averaged over images. Falls
-  back to IoU / Dice computed here when ``real_eval.metrics`` is not importable.
-- Real photos: ``real_eval.evaluate.evaluate_model(model, model_spec, samples, ...)["overall"]``
-  (its per-image ``"mean"`` block when present) when that module exists, else pad-to-square + resize prediction
-  (``real_eval.predict.predict_resize_batch``) scored as above.
+  (no resizing); per-image metrics from ``real_eval.metrics.image_metrics`` (IoU, Dice, boundary F1
+  with the DAVIS tolerance 0.008 x diagonal; Csurka et al. BMVC 2013), averaged over images.
+- Real photos: ``real_eval.evaluate.evaluate_model(...)["overall"]["mean"]`` (per-image means).
 
-All functions return flat ``{"iou", "dice", "boundary_f1"}`` floats (boundary_f1 may be NaN in the
-fallback).
+All functions return flat ``{"iou", "dice", "boundary_f1"}`` floats.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -58,25 +53,10 @@ def load_real_samples(root: str) -> list:
 
 def score_masks(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> dict[str, float]:
     """Mean over images of IoU, Dice, boundary F1 for bool predictions vs {0,1,255} masks."""
-    try:
-        from real_eval.metrics import image_metrics
-    except ImportError:  # fallback: region metrics only
-        image_metrics = None
-    rows = []
-    for p, g in zip(preds, gts):
-        if image_metrics is not None:
-            m = image_metrics(p, g)
-            rows.append((m["iou"], m["dice"], m["boundary_f1"]))
-        else:
-            v = g != 255
-            tp = float((p & (g == 1) & v).sum())
-            fp = float((p & (g == 0) & v).sum())
-            fn = float((~p & (g == 1) & v).sum())
-            iou = tp / (tp + fp + fn) if tp + fp + fn else 1.0
-            dice = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
-            rows.append((iou, dice, float("nan")))
-    a = np.array(rows, float).reshape(-1, 3)
-    return {"iou": float(a[:, 0].mean()), "dice": float(a[:, 1].mean()), "boundary_f1": float(a[:, 2].mean())}
+    from real_eval.metrics import image_metrics
+
+    rows = [image_metrics(p, g) for p, g in zip(preds, gts)]
+    return {k: float(np.mean([r[k] for r in rows])) for k in ("iou", "dice", "boundary_f1")}
 
 
 def evaluate_synthetic(model, model_spec: dict[str, Any], samples: Sequence[SimpleSample], device, batch_size: int = 16,
@@ -99,28 +79,12 @@ def evaluate_synthetic(model, model_spec: dict[str, Any], samples: Sequence[Simp
 
 
 def evaluate_real(model, model_spec: dict[str, Any], samples: Sequence, device) -> dict[str, float]:
-    """Score real photos with ``real_eval.evaluate.evaluate_model`` (or the resize fallback)."""
-    was_training = model.training
-    model.eval()
-    try:
-        try:
-            from real_eval.evaluate import evaluate_model
-        except ImportError:
-            evaluate_model = None
-        if evaluate_model is not None:
-            params = inspect.signature(evaluate_model).parameters
-            kwargs = {"device": str(device)} if "device" in params else {}
-            if "n_boot" in params:
-                kwargs["n_boot"] = 20  # intervals are for reports; keep periodic eval cheap
-            overall = evaluate_model(model, model_spec, list(samples), **kwargs)["overall"]
-            overall = overall.get("mean", overall)  # per-image means (summarize() layout) or flat
-            return {k: float(overall.get(k, float("nan"))) for k in ("iou", "dice", "boundary_f1")}
-        from real_eval.predict import predict_resize_batch
+    """Score real photos with ``real_eval.evaluate.evaluate_model`` (per-image means; 20 bootstrap
+    resamples, since intervals are for reports and periodic evaluation must stay cheap)."""
+    from real_eval.evaluate import evaluate_model
 
-        probs = predict_resize_batch(model, model_spec, [s.image for s in samples], device=str(device))
-        return score_masks([p > 0.5 for p in probs], [s.mask for s in samples])
-    finally:
-        model.train(was_training)
+    overall = evaluate_model(model, model_spec, list(samples), device=str(device), n_boot=20)["overall"]["mean"]
+    return {k: float(overall[k]) for k in ("iou", "dice", "boundary_f1")}
 
 
 def prediction_grid(model, model_spec: dict[str, Any], samples: Sequence, device, n: int = 4, tile: int = 192) -> np.ndarray:

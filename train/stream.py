@@ -384,7 +384,7 @@ class ShmStream:
 
     def _wait_and_pick(self) -> np.ndarray:
         """Choose slots and mark them READING (under the lock), waiting while too few are READY."""
-        B, pause = self.batch_size, 0.0005
+        pause = 0.0005
         deadline = time.monotonic() + self.start_timeout_s
         ctl = self._arr["ctl"]
         while True:

@@ -101,6 +101,23 @@ def safe_join(root: Path, base: Path, rel: str, *, file: str | os.PathLike, fiel
     return cand
 
 
+
+def find_image(root: Path, ann_file: Path, name: str, bases: list[Path], *, field: str) -> Path:
+    """The first existing ``safe_join(root, base, name)`` over ``bases`` (duplicates skipped).
+
+    Raises:
+        AnnotationError: ``name`` escapes ``root`` (see :func:`safe_join`).
+        FileNotFoundError: no candidate exists; the message names the annotation file, the field
+            and every path tried.
+    """
+    tried = []
+    for base in dict.fromkeys(bases):
+        p = safe_join(root, base, name, file=ann_file, field=field)
+        if p.is_file():
+            return p
+        tried.append(str(p))
+    raise FileNotFoundError(f"{ann_file}: {field} {name!r} not found; looked at {', '.join(tried)}")
+
 def compose_mask(shape: tuple[int, int], key_parts: Iterable[np.ndarray], ignore_parts: Iterable[np.ndarray]) -> np.ndarray:
     """Unite boolean (H, W) instance masks: uint8 (H, W), 0 bg, 1 key, 255 ignore (ignore wins)."""
     mask = np.zeros(shape, np.uint8)

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from real_eval.dataset import RealSample, read_image_rgb
-from real_eval.readers.base import (AnnotationError, ClassFilter, check_size, coco_polygons_to_mask, compose_mask,
-                                   decode_rle, safe_join)
+from real_eval.readers.base import (AnnotationError, find_image, ClassFilter, check_size, coco_polygons_to_mask, compose_mask,
+                                   decode_rle)
 
 NAME = "coco"
 DESCRIPTION = "COCO instances JSON (polygons, RLE list or string counts, iscrowd 0/1)"
@@ -113,7 +113,8 @@ def read(path: Path, *, classes=None) -> list[RealSample]:
                 iid, fname, h, w = im["id"], im["file_name"], int(im["height"]), int(im["width"])
             except (KeyError, TypeError, ValueError) as exc:
                 raise AnnotationError(jf, f"images[{k}]", f"needs 'id', 'file_name', 'height', 'width' ({exc})") from exc
-            img_path = _find_image(root, jf, fname, f"images[{k}].file_name")
+            img_path = find_image(root, jf, fname, [jf.parent / "images", root / "images", jf.parent, root],
+                                  field=f"images[{k}].file_name")
             image = read_image_rgb(img_path)
             check_size(jf, f"images[{k}].height/width", image, h, w, img_path)
             keys, ign = [], []
@@ -131,13 +132,3 @@ def read(path: Path, *, classes=None) -> list[RealSample]:
                                   meta={"format": NAME, "annotation": str(jf), "image_id": iid}))
     return out
 
-
-def _find_image(root: Path, jf: Path, fname, field: str) -> Path:
-    bases = [jf.parent / "images", root / "images", jf.parent, root]
-    tried = []
-    for base in dict.fromkeys(bases):
-        p = safe_join(root, base, fname, file=jf, field=field)
-        if p.is_file():
-            return p
-        tried.append(str(p))
-    raise FileNotFoundError(f"{jf}: {field} {fname!r} not found; looked at {', '.join(tried)}")

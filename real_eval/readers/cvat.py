@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from real_eval.dataset import RealSample, read_image_rgb
-from real_eval.readers.base import AnnotationError, ClassFilter, check_size, clip_paste, coco_polygons_to_mask, compose_mask, safe_join
+from real_eval.readers.base import AnnotationError, ClassFilter, check_size, clip_paste, coco_polygons_to_mask, compose_mask, find_image
 
 NAME = "cvat"
 DESCRIPTION = "CVAT for images 1.1 XML (task or project export; polygon, box, ellipse, mask)"
@@ -163,7 +163,8 @@ def read(path: Path, *, classes=None) -> list[RealSample]:
         except (TypeError, ValueError):
             raise AnnotationError(xf, f"{where}@width/height", "missing or not integers") from None
         subset = im.get("subset")
-        img_path = _find_image(root, xf, name, subset, f"{where}@name")
+        bases = ([xf.parent / "images" / subset] if subset else []) + [xf.parent / "images", xf.parent, root / "images", root]
+        img_path = find_image(root, xf, name, bases, field=f"{where}@name")
         image = read_image_rgb(img_path)
         check_size(xf, f"{where}@width/height", image, h, w, img_path)
         keys, ign = [], []
@@ -181,16 +182,3 @@ def read(path: Path, *, classes=None) -> list[RealSample]:
                               meta={"format": NAME, "annotation": str(xf), "subset": subset}))
     return out
 
-
-def _find_image(root: Path, xf: Path, name: str, subset: str | None, field: str) -> Path:
-    bases = []
-    if subset:
-        bases.append(xf.parent / "images" / subset)
-    bases += [xf.parent / "images", xf.parent, root / "images", root]
-    tried = []
-    for base in dict.fromkeys(bases):
-        p = safe_join(root, base, name, file=xf, field=field)
-        if p.is_file():
-            return p
-        tried.append(str(p))
-    raise FileNotFoundError(f"{xf}: {field} {name!r} not found; looked at {', '.join(tried)}")

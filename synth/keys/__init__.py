@@ -31,6 +31,11 @@ KIND_MATERIAL_WEIGHTS = {
 
 
 def _jsonable(x):
+    t = type(x)
+    if t is float:  # fast paths for the common exact types (same result as the generic branches)
+        return round(x, 4)
+    if t is int or t is str or t is bool or x is None:
+        return x
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -78,7 +83,11 @@ class ProceduralKeys:
         w = np.array([KIND_MATERIAL_WEIGHTS[kind].get(m, 0.0) for m in self.materials], np.float64)
         if w.sum() <= 0:
             w = np.ones(len(self.materials))
-        return str(self.materials[int(rng.choice(len(self.materials), p=w / w.sum()))])
+        # == rng.choice(len, p=w / w.sum()) (inverse-CDF on one rng.random(), same stream), without its
+        # ~20 us validation overhead
+        cdf = np.cumsum(w / w.sum())
+        cdf /= cdf[-1]
+        return str(self.materials[int(cdf.searchsorted(rng.random(), side="right"))])
 
     def sample_layers(self, rng: np.random.Generator, *, length_px: float, angle_deg: float, light_dir,
                       env: np.ndarray | None = None, shading: bool = True

@@ -14,6 +14,7 @@ the finished cut-out is needed and the edges stay sharp. Layers (uint8 coverage,
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -31,10 +32,34 @@ _ONE = 1 << _SHIFT
 
 def ellipse_pts(cx: float, cy: float, a: float, b: float, n: int = 48, rot: float = 0.0) -> np.ndarray:
     """(n, 2) float32 points of an ellipse with half-axes ``a`` (x) and ``b`` (y), rotated ``rot`` rad."""
-    t = np.linspace(0.0, 2 * math.pi, n, endpoint=False)
-    x, y = a * np.cos(t), b * np.sin(t)
+    ct, st = _unit_circle(int(n))
+    x, y = a * ct, b * st
     c, s = math.cos(rot), math.sin(rot)
-    return np.stack([cx + c * x - s * y, cy + s * x + c * y], 1).astype(np.float32)
+    out = np.empty((len(ct), 2), np.float32)  # == np.stack(...).astype(np.float32), fewer temporaries
+    out[:, 0] = cx + c * x - s * y
+    out[:, 1] = cy + s * x + c * y
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _unit_circle(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cos t, sin t) float64 (n,) for t = linspace(0, 2 pi, n, endpoint=False); cached per process,
+    read-only (deterministic in n, so caching never changes results)."""
+    t = np.linspace(0.0, 2 * math.pi, n, endpoint=False)
+    c, s = np.cos(t), np.sin(t)
+    c.flags.writeable = False
+    s.flags.writeable = False
+    return c, s
+
+
+@functools.lru_cache(maxsize=64)
+def _quarter_arc(t0: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cos t, sin t) for t = linspace(t0, t0 + pi/2, n); cached per process, read-only."""
+    t = np.linspace(t0, t0 + 0.5 * math.pi, n)
+    c, s = np.cos(t), np.sin(t)
+    c.flags.writeable = False
+    s.flags.writeable = False
+    return c, s
 
 
 def rect_pts(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
@@ -48,8 +73,8 @@ def rounded_rect_pts(cx: float, cy: float, a: float, b: float, r: float, n_corne
     pts = []
     for qx, qy, t0 in ((1, 1, 0.0), (-1, 1, 0.5 * math.pi), (-1, -1, math.pi), (1, -1, 1.5 * math.pi)):
         ox, oy = cx + qx * (a - r), cy + qy * (b - r)
-        t = np.linspace(t0, t0 + 0.5 * math.pi, n_corner)
-        pts.append(np.stack([ox + r * np.cos(t), oy + r * np.sin(t)], 1))
+        ct, st = _quarter_arc(t0, int(n_corner))
+        pts.append(np.stack([ox + r * ct, oy + r * st], 1))
     return np.concatenate(pts).astype(np.float32)
 
 
@@ -85,7 +110,7 @@ class Shape:
 
     def circle(self, layer: str, cx: float, cy: float, r: float, value: float = 1.0) -> None:
         """Filled circle (as a polygon so it stays round under rotation)."""
-        n = int(np.clip(r * 1.2, 16, 64))
+        n = int(min(max(r * 1.2, 16), 64))
         self.poly(layer, ellipse_pts(cx, cy, r, r, n), value)
 
     def bounds(self) -> tuple[float, float, float, float]:
@@ -139,21 +164,39 @@ def rasterize(shape: Shape, angle_deg: float, margin: int) -> Raster:
         :class:`Raster` with one uint8 (H, W) map per used layer (values 0..255, anti-aliased).
     """
     r = rotation_matrix(angle_deg)
-    x0, y0, x1, y1 = shape.bounds()
+    ops = shape.ops
+    if not ops:
+        shape.bounds()  # raises the "no visible primitive" error
+    # all vertices in one array: bounds and the rotation run once per shape, not once per primitive
+    pts_all = np.concatenate([op[2] for op in ops])
+    counts = np.array([len(op[2]) for op in ops])
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    vis = np.array([op[0] not in ("cut", "groove", "raise", "dimple") for op in ops])
+    if not vis.any():
+        raise ValueError("shape has no visible primitive (metal, cyl or plastic)")
+    pad = np.array([op[4] / 2 if op[1] == "line" else 0.0 for op in ops])
+    mins = np.minimum.reduceat(pts_all, starts, axis=0)[vis].astype(np.float64) - pad[vis, None]
+    maxs = np.maximum.reduceat(pts_all, starts, axis=0)[vis].astype(np.float64) + pad[vis, None]
+    x0, y0 = float(mins[:, 0].min()), float(mins[:, 1].min())
+    x1, y1 = float(maxs[:, 0].max()), float(maxs[:, 1].max())
     corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) @ r.T
     lo = np.floor(corners.min(0)) - margin
     hi = np.ceil(corners.max(0)) + margin
     w, h = int(hi[0] - lo[0]) + 1, int(hi[1] - lo[1]) + 1
     m = np.concatenate([r, -lo[:, None]], 1)
+    px = pts_all[:, 0].astype(np.float64)
+    py = pts_all[:, 1].astype(np.float64)
+    ipts_all = np.empty((len(pts_all), 2), np.int32)
+    ipts_all[:, 0] = np.round((px * r[0, 0] + py * r[0, 1] - lo[0]) * _ONE)
+    ipts_all[:, 1] = np.round((px * r[1, 0] + py * r[1, 1] - lo[1]) * _ONE)
     maps: dict[str, np.ndarray] = {}
-    for op in shape.ops:
+    for op, s0, n in zip(ops, starts.tolist(), counts.tolist()):
         layer = op[0]
         img = maps.get(layer)
         if img is None:
             img = maps[layer] = np.zeros((h, w), np.uint8)
-        pts = op[2] @ r.T - lo
-        ipts = np.round(pts * _ONE).astype(np.int32)
-        val = int(round(np.clip(op[3], 0.0, 1.0) * 255))
+        ipts = ipts_all[s0:s0 + n]
+        val = int(round(min(max(op[3], 0.0), 1.0) * 255))
         if op[1] == "poly":
             cv2.fillPoly(img, [ipts], val, cv2.LINE_AA, _SHIFT)
         else:

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from .geometry import Raster, Shape, rasterize
-from .shading import (blotch_bank, check_env, check_light, default_env, relief_normals, sample_texture,
-                      shade_surface, streak_bank)
+from .shading import (blotch_bank, canonical_coords, check_env, check_light, default_env, lookup_texture,
+                      relief_normals, shade_surface, streak_bank)
 
 __all__ = ["render_shape"]
 
@@ -32,6 +32,29 @@ def _scratches(rng: np.random.Generator, size: tuple[int, int], n: int, length: 
         p1 = (int((x + ln * math.cos(a)) * 16), int((y - ln * math.sin(a)) * 16))
         cv2.line(img, p0, p1, int(rng.integers(60, 256)), 1, cv2.LINE_AA, 4)
     return img
+
+
+def _planar96(e: np.ndarray) -> np.ndarray:
+    """float32 (h, w, 3) sphere map -> planar (3, 96, 96) (what ``shade_surface`` looks up)."""
+    return np.ascontiguousarray(cv2.resize(e, (96, 96), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1))
+
+
+_ENV_MEMO: list = [None]  # [(copy of the last uint8 env, its planar 96 px float32 version)]
+
+
+def _env_planar(env) -> np.ndarray:
+    """Validated (``check_env``) planar 96 px version of ``env``; the last one is memoised per process
+    (every key of a scene shares the scene's env), keyed by content, so results never depend on it.
+    The memo is one tuple swapped atomically (safe with threaded workers)."""
+    hit = _ENV_MEMO[0]
+    u8 = isinstance(env, np.ndarray) and env.dtype == np.uint8
+    if u8 and hit is not None and env.shape == hit[0].shape and np.array_equal(env, hit[0]):
+        return hit[1]
+    e = _planar96(check_env(env))
+    e.flags.writeable = False
+    if u8:
+        _ENV_MEMO[0] = (env.copy(), e)
+    return e
 
 
 def render_shape(rng: np.random.Generator, shape: Shape, *, length_px: float, angle_deg: float, light_dir,
@@ -60,9 +83,9 @@ def render_shape(rng: np.random.Generator, shape: Shape, *, length_px: float, an
         info dict with ``points`` (output pixel coords, lists) and ``shading`` parameters.
     """
     light = check_light(light_dir)
-    env_f = check_env(env) if env is not None else None
+    env_p = _env_planar(env) if env is not None else None
     L = float(length_px)
-    bevel = float(np.clip(L * 0.0055, 0.7, 3.0))
+    bevel = float(min(max(L * 0.0055, 0.7), 3.0))
     side_px = int(round(rng.uniform(0.006, 0.02) * L)) if rng.random() < side_p else 0
     if side_max is not None:
         side_px = max(0, min(side_px, int(side_max)))
@@ -122,17 +145,17 @@ def render_shape(rng: np.random.Generator, shape: Shape, *, length_px: float, an
     else:
         bend = tuple(float(v) for v in rng.normal(0, [0.08, 0.08, 0.25, 0.25]))
         *n, cavity = relief_normals(layers, idx, bevel, bevel * 2.4, bend)
-        e = env_f if env_f is not None else default_env(rng, light)
-        e = np.ascontiguousarray(cv2.resize(e, (96, 96), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1))
+        e = env_p if env_p is not None else _planar96(default_env(rng, light))
         centre = tuple(float(v) for v in rng.uniform(0.3, 0.7, 2))
         col = None
         if metal is not None:
             ys, xs = np.divmod(idx, wid)
             xs, ys = xs.astype(np.float32), ys.astype(np.float32)
             sb, bb = streak_bank(), blotch_bank()
-            st = sample_texture(sb[int(rng.integers(len(sb)))], ras.matrix, xs, ys, rng.uniform(0.7, 1.6),
+            cx, cy = canonical_coords(ras.matrix, xs, ys)
+            st = lookup_texture(sb[int(rng.integers(len(sb)))], cx, cy, rng.uniform(0.7, 1.6),
                                 tuple(rng.uniform(0, 512, 2)))
-            bl = sample_texture(bb[int(rng.integers(len(bb)))], ras.matrix, xs, ys, rng.uniform(0.8, 2.5),
+            bl = lookup_texture(bb[int(rng.integers(len(bb)))], cx, cy, rng.uniform(0.8, 2.5),
                                 tuple(rng.uniform(0, 128, 2)))
             wear = np.minimum(np.maximum(bl * np.float32(metal["wear"]), 0.0), 1.0)
             alb = base_m[:, None] * (1.0 + np.float32(metal["streak"]) * st)
@@ -156,13 +179,17 @@ def render_shape(rng: np.random.Generator, shape: Shape, *, length_px: float, an
         if side_px > 0:  # darken the side wall (the part not covered by the top face)
             t = top8.reshape(-1).take(idx).astype(np.float32) / np.maximum(a8.reshape(-1).take(idx), 1)
             col *= 0.4 + 0.6 * t
-    full = np.zeros((hgt * wid, 4), np.uint8)
-    full[idx, :3] = np.minimum(np.maximum(col.T * 255.0 + 0.5, 0), 255).astype(np.uint8)
-    full[:, 3] = a8.reshape(-1)
+    # planar colour scattered into the box (contiguous per-channel writes), then cropped + interleaved
+    planes = np.zeros((3, hgt * wid), np.uint8)
+    planes[:, idx] = np.minimum(np.maximum(col * 255.0 + 0.5, 0), 255).astype(np.uint8)
     rows, cols = np.flatnonzero(a8.any(1)), np.flatnonzero(a8.any(0))
     y0, y1 = max(rows[0] - 2, 0), min(rows[-1] + 3, hgt)
     x0, x1 = max(cols[0] - 2, 0), min(cols[-1] + 3, wid)
-    rgba = np.ascontiguousarray(full.reshape(hgt, wid, 4)[y0:y1, x0:x1])
+    planes = planes.reshape(3, hgt, wid)[:, y0:y1, x0:x1]
+    rgba = np.empty((y1 - y0, x1 - x0, 4), np.uint8)
+    for ch in range(3):
+        rgba[..., ch] = planes[ch]
+    rgba[..., 3] = a8[y0:y1, x0:x1]
     pts = {}
     for name, p in (points or {}).items():
         q = ras.to_out(p)[0]

@@ -21,7 +21,7 @@ import numpy as np
 
 __all__ = [
     "streak_bank", "blotch_bank", "sample_texture", "relief_normals", "default_env", "check_env",
-    "check_light", "shade_surface",
+    "check_light", "shade_surface", "canonical_coords", "lookup_texture",
 ]
 
 _BANK_SEED = 20240611
@@ -60,11 +60,25 @@ def sample_texture(tex: np.ndarray, matrix: np.ndarray, xs: np.ndarray, ys: np.n
     Texture coordinate = canonical coordinate * ``scale`` + ``offset``, where ``matrix`` (2, 3) maps
     canonical to output pixels (its inverse is applied here). Returns float32 like ``xs``.
     """
+    cx, cy = canonical_coords(matrix, xs, ys)
+    return lookup_texture(tex, cx, cy, scale, offset)
+
+
+def canonical_coords(matrix: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Output pixels (xs, ys) -> canonical-frame coordinates (inverse of the rotation+shift ``matrix``
+    (2, 3)); float32 like ``xs``. Split out of :func:`sample_texture` so several textures looked up
+    at the same pixels share it."""
     r, t = matrix[:, :2], matrix[:, 2]
     dx, dy = xs - np.float32(t[0]), ys - np.float32(t[1])
     # inverse of a rotation is its transpose
     cx = dx * np.float32(r[0, 0]) + dy * np.float32(r[1, 0])
     cy = dx * np.float32(r[0, 1]) + dy * np.float32(r[1, 1])
+    return cx, cy
+
+
+def lookup_texture(tex: np.ndarray, cx: np.ndarray, cy: np.ndarray, scale: float,
+                   offset: tuple[float, float]) -> np.ndarray:
+    """Nearest-texel lookup of a tiling power-of-two texture at canonical coords * scale + offset."""
     th, tw = tex.shape
     if tw & (tw - 1) or th & (th - 1):
         raise ValueError(f"texture sides must be powers of two, got {tex.shape}")
@@ -135,8 +149,11 @@ def relief_normals(layers: dict[str, np.ndarray], idx: np.ndarray, bevel_px: flo
             h = hp if h is None else np.maximum(h, hp)
         return h if h is not None else np.zeros(j.shape, np.float32)
 
-    gx = (height(idx + 1) - height(idx - 1)) * np.float32(0.5)
-    gy = (height(idx + wid) - height(idx - wid)) * np.float32(0.5)
+    # the 4 neighbour sets in ONE evaluation (element-wise, so identical to 4 separate calls)
+    n_ = idx.size
+    hh = height(np.concatenate([idx + 1, idx - 1, idx + wid, idx - wid]))
+    gx = (hh[:n_] - hh[n_:2 * n_]) * np.float32(0.5)
+    gy = (hh[2 * n_:3 * n_] - hh[3 * n_:]) * np.float32(0.5)
     ys, xs = np.divmod(idx, wid)
     nx = -gx + np.float32(bend[0]) + np.float32(bend[2] * 2.0 / max(wid, 1)) * (xs.astype(np.float32) - wid / 2)
     ny = -gy + np.float32(bend[1]) + np.float32(bend[3] * 2.0 / max(hgt, 1)) * (ys.astype(np.float32) - hgt / 2)
@@ -191,9 +208,13 @@ def default_env(rng: np.random.Generator, light: np.ndarray, size: int = 32) -> 
     return lum[..., None] * tint[None, None, :]
 
 
+_LUT_X = np.linspace(0.0, 1.0, 1024, dtype=np.float32)
+_LUT_X.flags.writeable = False
+
+
 def _pow_lut(x: np.ndarray, exponent: float) -> np.ndarray:
     """x ** exponent for x in [0, 1] via a 1024-entry lookup table (float32)."""
-    lut = np.linspace(0.0, 1.0, 1024, dtype=np.float32) ** np.float32(exponent)
+    lut = _LUT_X ** np.float32(exponent)
     return lut.take((x * np.float32(1023.0) + np.float32(0.5)).astype(np.int32))
 
 
@@ -223,7 +244,7 @@ def shade_surface(n: tuple[np.ndarray, np.ndarray, np.ndarray], albedo: np.ndarr
     my = np.minimum(np.maximum((env_centre[1] + env_gain * 0.5 * ny) * (eh - 1) + 0.5, 0), eh - 1).astype(np.int32)
     flat = my * ew + mx
     ep = env.reshape(3, -1)
-    refl = np.stack([ep[0].take(flat), ep[1].take(flat), ep[2].take(flat)])
+    refl = ep.take(flat, axis=1)  # (3, N), == stacking the 3 per-channel takes
     # Schlick-like rise of reflection at grazing normals (bevels reflect more)
     fres = np.float32(env_strength) * (1.6 - 0.6 * nz)
     if spec_map is not None:
