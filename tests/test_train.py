@@ -86,3 +86,17 @@ def test_config_yaml_and_cli_overrides(tmp_path):
         TrainConfig(boundary_loss="hausdorff").validate()
     with pytest.raises(ValueError, match="image_size"):
         TrainConfig(image_size=100).validate()
+
+
+def test_live_synth_stream_run_stores_the_resolved_synth_config(tmp_path):
+    """Two steps on the real generator; the resolved SynthConfig lands next to the run and in the
+    checkpoint, so every output records what produced its training data."""
+    from synth import SynthConfig
+
+    scfg = tmp_path / "synth.yaml"
+    SynthConfig.default().replace(empty_prob=0.5, shading=False).to_yaml(scfg)
+    s = train(_cfg(tmp_path, steps=2, batch_size=2, synth_config=str(scfg), backgrounds="procedural"))
+    saved = SynthConfig.from_yaml(tmp_path / "run" / "synth_config.yaml")
+    assert saved.size == 64 and saved.empty_prob == 0.5 and saved.shading is False
+    state = torch.load(s["last"], weights_only=False)
+    assert state["synth_config"]["empty_prob"] == 0.5 and state["synth_config"]["size"] == 64

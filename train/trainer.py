@@ -63,7 +63,7 @@ def make_producer(cfg: TrainConfig):
     import synth
     from backgrounds import make_backgrounds
 
-    scfg = synth.SynthConfig.from_yaml(cfg.synth_config) if cfg.synth_config else synth.SynthConfig()
+    scfg = synth.SynthConfig.from_yaml(cfg.synth_config) if cfg.synth_config else synth.SynthConfig.default()
     if scfg.size != cfg.image_size:
         scfg = dataclasses.replace(scfg, size=cfg.image_size)
     return synth.SampleRenderer(scfg, backgrounds=make_backgrounds(cfg.backgrounds or "default"))
@@ -198,6 +198,7 @@ def train(config: TrainConfig, *, producer=None, should_stop: Callable[[int], bo
 
     # ---- data ------------------------------------------------------------------------------------
     with_dist = cfg.boundary_loss == "surface"
+    synth_config_dict = None  # resolved SynthConfig of the live stream (None for a file stream)
     if cfg.data_dir:
         from train.filestream import FileStream
 
@@ -208,6 +209,11 @@ def train(config: TrainConfig, *, producer=None, should_stop: Callable[[int], bo
     else:
         producer = producer if producer is not None else make_producer(cfg)
         val_producer = producer
+        synth_cfg = getattr(producer, "config", None)
+        if hasattr(synth_cfg, "to_dict"):  # the resolved generator config, next to the run + in checkpoints
+            synth_config_dict = synth_cfg.to_dict()
+            if is_main:
+                synth_cfg.to_yaml(out / "synth_config.yaml")
         ordered = cfg.deterministic or cfg.num_workers == 0
         if ordered:
             start = step * cfg.batch_size  # batch t = samples t*B .. t*B+B-1
@@ -264,7 +270,7 @@ def train(config: TrainConfig, *, producer=None, should_stop: Callable[[int], bo
             state = {"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "step": name_step, "config": cfg.to_dict(),
                      "model_spec": model_spec, "rng": {"torch": torch_rng, "cuda": cuda_rng}, "stream": states,
-                     "best": best_score, "metrics": metrics_now}
+                     "best": best_score, "metrics": metrics_now, "synth_config": synth_config_dict}
             score = metrics_now.get("real_iou", float("nan"))
             if math.isnan(score):  # no real set (or it failed): fall back to the synthetic val IoU
                 score = metrics_now.get("val_iou", float("nan"))
