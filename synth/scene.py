@@ -327,8 +327,11 @@ class SampleRenderer:
             for _ in range(nd):
                 kind = str(kinds[int(r_neg.integers(len(kinds)))])
                 size_px = max(8.0, _loguniform(r_neg, *c.distractor_size_range) * S)
-                rgba, dm = fn(r_neg, kind, size_px=size_px, angle_deg=float(r_neg.uniform(0, 360)), light_dir=light,
-                              shading=c.shading)
+                ang_d = float(r_neg.uniform(0, 360))
+                # the scene's env (like keys): consistent reflections, and no per-object synthetic room
+                rgba, dm = (fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=light, shading=c.shading,
+                               env=env) if fn is not fallback_distractor else
+                            fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=light, shading=c.shading))
                 lay = rgba_to_layer(rgba)
                 hh, ww = lay.alpha.shape
                 lay.x0 = int(r_neg.uniform(-ww * 0.3, S - ww * 0.7))

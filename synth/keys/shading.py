@@ -15,6 +15,7 @@ Coordinates: image frame, x right, y down, z toward the camera.
 from __future__ import annotations
 
 import functools
+import math
 
 import cv2
 import numpy as np
@@ -170,6 +171,17 @@ def relief_normals(layers: dict[str, np.ndarray], idx: np.ndarray, bevel_px: flo
 
 def check_light(light_dir) -> np.ndarray:
     """Validate and normalise a light direction (3,) -> float64 unit vector (z forced >= 0.05)."""
+    if type(light_dir) is tuple and len(light_dir) == 3 and all(type(c) is float for c in light_dir):
+        # fast path (the renderer's per-object call): plain floats, no numpy reductions; same values
+        x, y, z = light_dir
+        nrm = math.sqrt(x * x + y * y + z * z)
+        if math.isfinite(nrm) and nrm >= 1e-9:
+            x, y, z = x / nrm, y / nrm, z / nrm
+            if z < 0.05:
+                z = 0.05
+                nrm = math.sqrt(x * x + y * y + z * z)
+                x, y, z = x / nrm, y / nrm, z / nrm
+            return np.array((x, y, z), np.float64)
     v = np.asarray(light_dir, np.float64).reshape(-1)
     if v.shape != (3,) or not np.all(np.isfinite(v)) or np.linalg.norm(v) < 1e-9:
         raise ValueError(f"light_dir must be 3 finite numbers, not all zero (x right, y down, z to camera); got {light_dir!r}")
