@@ -247,7 +247,7 @@ def make_supervisely(root: Path, layout: str) -> tuple[np.ndarray, np.ndarray]:
     (root / "ds1" / "ann" / f"bad{suffix}").write_text(json.dumps(bad))
     expected = np.zeros((12, 12), np.uint8)
     expected[1:9, 1:9] = 1
-    expected[4:6, 4:6] = 0                  # hole: strictly inside the interior contour
+    expected[3:7, 3:7] = 0                  # hole incl. its outline (SDK: fillPoly(interior, 0))
     expected[10, 9:11] = 1                  # bitmap row 0 at origin x=9, y=10
     expected[11, 10:12] = 1
     expected[0:3, 10:12] = 255              # rectangle, inclusive corners
@@ -289,8 +289,7 @@ def test_labelme_round_trip_windows_path_ignore_and_shapes(tmp_path):
         {"label": "Key", "shape_type": "rectangle", "points": [[8, 5], [6, 4]]},
         {"label": "key", "shape_type": "circle", "points": [[5, 9], [5, 7]]},
         {"label": "key", "shape_type": "mask", "points": [[10, 10], [11, 11]], "mask": base64.b64encode(png_bytes(mask_patch)).decode()},
-        {"label": "key", "shape_type": "line", "points": [[0, 0], [11, 0]]},
-        {"label": "key", "shape_type": "point", "points": [[0, 11]]},
+        {"label": "key", "shape_type": "points", "points": [[0, 0], [11, 0]]},
         {"label": "__ignore__", "shape_type": "rectangle", "points": [[0, 5], [1, 6]]},
         {"label": "key_ring", "shape_type": "rectangle", "points": [[9, 0], [11, 1]]},
     ]
@@ -360,3 +359,196 @@ def test_dev_set_if_present():
         assert s.mask.shape == s.image.shape[:2]
         assert set(np.unique(s.mask).tolist()) == {0, 1}
     assert {s.name: int(s.mask.sum()) for s in samples}["key_4"] == 79593  # notes.md: mask px
+
+
+# ------------------------------------------------- fixtures written the way the real tools write
+def _cvat_core_mask2rle(mask: np.ndarray) -> list[int]:
+    """cvat-core ``mask2Rle`` (cvat-core/src/object-utils.ts), transcribed: row-major flat mask,
+    first run = background (``[0, ...]`` when the first pixel is set)."""
+    acc: list[int] = []
+    flat = [int(v) for v in mask.ravel()]
+    for idx, val in enumerate(flat):
+        if idx == 0:
+            acc.extend([0, 1] if val > 0 else [1])
+        elif flat[idx - 1] == val:
+            acc[-1] += 1
+        else:
+            acc.append(1)
+    return acc
+
+
+def test_cvat_real_exporter_layout(tmp_path):
+    """Mirrors cvat/apps/dataset_manager/formats/cvat.py ``dump_as_cvat_annotation``: mask
+    ``rle`` = ``f"{list(...)}"[1:-1]``, ``width = right - left + 1``; skeleton with ``<points>``
+    children; ``<attribute>`` children; rotated box; image name with a sub-folder; plus a video
+    task frame (``frame_000000`` in the XML, ``images/frame_000000.PNG`` on disk)."""
+    img = write_image(tmp_path / "images" / "photos" / "k1.png", h=20, w=20)
+    write_image(tmp_path / "images" / "frame_000000.PNG", 1, h=20, w=20)
+    patch = np.zeros((3, 4), np.uint8)          # box left=5, top=10, right=8, bottom=12
+    patch[0, 0] = patch[1, 1:3] = patch[2, 3] = 1
+    rle = f"{list(int(v) for v in _cvat_core_mask2rle(patch))}"[1:-1]
+    assert rle.startswith("0, 1, ")            # first pixel set -> leading empty background run
+    left, top, right, bottom = 5, 10, 8, 12
+    shapes = (
+        f'\n    <mask label="key" source="manual" occluded="0" rle="{rle}" left="{left}" top="{top}" '
+        f'width="{right - left + 1}" height="{bottom - top + 1}" z_order="0">\n'
+        '      <attribute name="material">brass</attribute>\n    </mask>'
+        '\n    <box label="key" source="manual" occluded="1" xtl="1.00" ytl="1.00" xbr="5.00" ybr="3.00" '
+        'rotation="90.00" z_order="1"/>'
+        '\n    <skeleton label="key" source="manual" z_order="0">\n'
+        '      <points label="1" source="manual" outside="0" occluded="0" points="15.00,15.00"/>\n    </skeleton>'
+        '\n    <tag label="key" source="manual"/>'
+    )
+    xml = ('<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n  <version>1.1</version>\n  '
+           + CVAT_TASK_META +
+           f'\n  <image id="0" name="photos/k1.png" width="20" height="20">{shapes}\n  </image>'
+           '\n  <image id="1" name="frame_000000" width="20" height="20">\n  </image>\n</annotations>\n')
+    (tmp_path / "annotations.xml").write_text(xml)
+    by_name = {x.name: x for x in load_real_set(tmp_path)}
+    s0, s1 = by_name["photos__k1"], by_name["frame_000000"]
+    assert np.array_equal(s0.image, img)
+    expected = np.zeros((20, 20), np.uint8)
+    expected[top:bottom + 1, left:right + 1] = patch
+    # box 1..5 x 1..3 rotated 90 deg about (3, 2) -> x 2..4, y 0..4 (pixel-corner coordinates)
+    expected[0:4, 2:4] = 1
+    assert np.array_equal(s0.mask, expected)
+    assert s1.source.endswith("frame_000000.PNG") and not s1.mask.any()
+
+
+def test_cvat_project_export_default_subset(tmp_path):
+    """Project export: every <image> carries subset (``default`` when the task has none) and
+    task_id; images are saved under images/<subset>/<frame path>."""
+    write_image(tmp_path / "images" / "default" / "a.png")
+    meta = "<meta><project><id>1</id><name>p</name><labels><label><name>key</name></label></labels></project></meta>"
+    poly = '<polygon label="key" source="manual" occluded="0" points="0.00,0.00;4.00,0.00;4.00,3.00;0.00,3.00" z_order="0"/>'
+    (tmp_path / "annotations.xml").write_text(
+        cvat_xml(f'<image id="0" name="a.png" subset="default" task_id="7" width="{W}" height="{H}">{poly}</image>', meta))
+    [s] = load_real_set(tmp_path)
+    assert s.name == "a" and np.array_equal(s.mask, square(0, 3, 0, 4))
+
+
+def _sly_sdk_bitmap(mask: np.ndarray) -> str:
+    """supervisely.geometry.bitmap.Bitmap.data_2_base64, transcribed."""
+    import io
+
+    from PIL import Image
+
+    img_pil = Image.fromarray(np.array(mask, dtype=np.uint8))
+    img_pil.putpalette([0, 0, 0, 255, 255, 255])
+    bio = io.BytesIO()
+    img_pil.save(bio, format="PNG", transparency=0, optimize=0)
+    return base64.b64encode(zlib.compress(bio.getvalue())).decode("utf-8")
+
+
+def _sly_sdk_alpha(mask: np.ndarray) -> str:
+    """supervisely.geometry.alpha_mask.AlphaMask.data_2_base64, transcribed."""
+    import io
+
+    from PIL import Image
+
+    img_pil = Image.fromarray(np.array(mask, dtype=np.uint8), mode="L")
+    bio = io.BytesIO()
+    img_pil.save(bio, format="PNG", transparency=0, optimize=0)
+    return base64.b64encode(zlib.compress(bio.getvalue())).decode("utf-8")
+
+
+def test_supervisely_sdk_encodings_and_polygon_holes(tmp_path):
+    write_image(tmp_path / "ds" / "img" / "a.jpg.png", h=16, w=16)  # file name may contain dots
+    bm = np.array([[1, 1, 0], [0, 1, 1]], bool)
+    alpha = np.array([[0, 40], [255, 0]], np.uint8)
+    raw_png = base64.b64encode(png_bytes(np.array([[255, 0]], np.uint8))).decode()  # no zlib
+    objs = [
+        {"id": 1, "classId": 11, "classTitle": "key", "geometryType": "bitmap", "tags": [], "description": "",
+         "bitmap": {"data": _sly_sdk_bitmap(bm), "origin": [12, 0]}},
+        {"classTitle": "key", "geometryType": "alpha_mask", "bitmap": {"data": _sly_sdk_alpha(alpha), "origin": [0, 14]}},
+        {"classTitle": "key", "geometryType": "bitmap", "bitmap": {"data": raw_png, "origin": [5, 15]}},
+        {"classTitle": "key", "geometryType": "polygon",
+         "points": {"exterior": [[1, 1], [9, 1], [9, 9], [1, 9]], "interior": [[[3, 3], [6, 3], [6, 6], [3, 6]]]}},
+        {"classTitle": "key", "geometryType": "point", "points": {"exterior": [[15, 15]], "interior": []}},
+    ]
+    (tmp_path / "meta.json").write_text(json.dumps({"classes": [{"id": 11, "title": "key", "shape": "any", "color": "#FF0000"}],
+                                                    "tags": [], "projectType": "images"}))
+    (tmp_path / "ds" / "ann").mkdir(parents=True)
+    (tmp_path / "ds" / "ann" / "a.jpg.png.json").write_text(json.dumps(
+        {"description": "", "tags": [], "size": {"height": 16, "width": 16}, "objects": objs}))
+    [s] = load_real_set(tmp_path)
+    exp = np.zeros((16, 16), np.uint8)
+    exp[0:2, 12:15] = bm
+    exp[14:16, 0:2] = alpha > 0                 # alpha_mask: any non-zero opacity
+    exp[15, 5] = 1                              # uncompressed base64 PNG
+    exp[1:10, 1:10] = 1
+    exp[3:7, 3:7] = 0                           # Polygon._draw_impl: fillPoly(interior, 0)
+    assert np.array_equal(s.mask, exp)
+
+
+def _labelme_img_arr_to_b64(arr: np.ndarray) -> str:
+    """labelme.utils.image.img_arr_to_b64, transcribed (a bool array -> mode '1' PNG)."""
+    import io
+
+    from PIL import Image
+
+    f = io.BytesIO()
+    Image.fromarray(arr).save(f, format="PNG")
+    return base64.b64encode(f.getvalue()).decode("utf-8")
+
+
+def test_labelme_ai_mask_at_border_lines_points_and_outside_path(tmp_path):
+    """Mask shape as labelme's canvas stores it: ``imgviz.instances.masks_to_bboxes`` (y2/x2 =
+    last + 1) then ``mask[y1:y2+1, x1:x2+1]`` -> cropped by the image border; lines and points
+    (even labelled key / __ignore__) give no area and are ignored."""
+    h, w = 20, 24
+    write_image(tmp_path / "a.png", h=h, w=w)
+    full = np.zeros((h, w), bool)
+    full[15:20, 20:24] = True                   # touches the bottom-right border
+    full[17, 21] = False
+    where = np.argwhere(full)
+    (y1, x1), (y2, x2) = where.min(0), where.max(0) + 1
+    stored = full[y1:y2 + 1, x1:x2 + 1]
+    assert stored.shape == (5, 4)               # not (y2-y1+1, x2-x1+1) = (6, 5)
+    shapes = [
+        {"label": "key", "points": [[float(x1), float(y1)], [float(x2), float(y2)]], "group_id": None,
+         "description": "", "shape_type": "mask", "flags": {}, "mask": _labelme_img_arr_to_b64(stored)},
+        {"label": "key", "points": [[2.0, 3.0], [12.0, 3.0]], "group_id": None, "description": "",
+         "shape_type": "line", "flags": {}, "mask": None},
+        {"label": "__ignore__", "points": [[5.0, 14.0]], "group_id": None, "description": "",
+         "shape_type": "point", "flags": {}, "mask": None},
+    ]
+    doc = {"version": "5.5.0", "flags": {}, "shapes": shapes, "imagePath": "a.png", "imageData": None,
+           "imageHeight": h, "imageWidth": w}
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    [s] = load_real_set(tmp_path)
+    assert np.array_equal(s.mask, full.astype(np.uint8))
+    # imagePath outside the dataset folder but imageData embedded: labelme uses imageData
+    rgb = np.random.default_rng(2).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    doc["imagePath"] = "../elsewhere/a.png"
+    doc["imageData"] = base64.b64encode(png_bytes(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))).decode()
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    [s] = load_real_set(tmp_path)
+    assert s.source is None and np.array_equal(s.image, rgb)
+
+
+def test_coco_cvat_style_box_only_multi_polygon_and_subfolder(tmp_path):
+    """CVAT/datumaro COCO export: a rectangle becomes ``segmentation: []`` + ``bbox``; an object
+    may have several polygons; ``file_name`` may contain a sub-folder."""
+    write_image(tmp_path / "images" / "sub" / "a.png")
+    doc = {
+        "licenses": [{"name": "", "id": 0, "url": ""}], "info": {},
+        "categories": [{"id": 1, "name": "key", "supercategory": ""}],
+        "images": [{"id": 1, "width": W, "height": H, "file_name": "sub/a.png", "license": 0,
+                    "flickr_url": "", "coco_url": "", "date_captured": 0}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [], "area": 6.0,
+             "bbox": [8.0, 0.0, 3.0, 2.0], "iscrowd": 0, "attributes": {"occluded": False}},
+            {"id": 2, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 8.0, "bbox": [0, 4, 6, 2],
+             "segmentation": [[0.0, 4.0, 2.0, 4.0, 2.0, 6.0, 0.0, 6.0], [4.0, 4.0, 6.0, 4.0, 6.0, 6.0, 4.0, 6.0]]},
+        ],
+    }
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "instances_default.json").write_text(json.dumps(doc))
+    [s] = load_real_set(tmp_path)
+    exp = square(0, 2, 8, 11) | square(4, 6, 0, 2) | square(4, 6, 4, 6)
+    assert s.name == "sub__a" and np.array_equal(s.mask, exp)
+    del doc["annotations"][0]["bbox"]
+    (tmp_path / "annotations" / "instances_default.json").write_text(json.dumps(doc))
+    with pytest.raises(AnnotationError, match=r"instances_default\.json.*annotations\[0\]\.segmentation.*bbox"):
+        load_real_set(tmp_path)

@@ -8,8 +8,10 @@ Accepted ``segmentation`` forms (COCO data format, cocodataset.org/#format-data)
 * compressed RLE: ``{"size": [h, w], "counts": "string"}`` (LEB128-like string of pycocotools).
 
 ``iscrowd`` 0 and 1 are both read: a crowd region of a key class is key pixels (it marks many
-keys in one region), so it counts as key. ``area`` and ``bbox`` are never trusted (the mask is
-decoded). Images listed without annotations get an empty mask. Categories named ``__ignore__`` /
+keys in one region), so it counts as key. ``area`` is never trusted (the mask is decoded), nor
+is ``bbox`` when there is a ``segmentation``. A box-only object (``segmentation`` missing or
+``[]``, as CVAT/datumaro write for rectangles) is its ``bbox`` ``[x, y, w, h]`` rasterised with
+pycocotools (``frPyObjects`` of a box), like a box in the other formats. Images listed without annotations get an empty mask. Categories named ``__ignore__`` /
 ``ignore`` are ignore regions. Layout: ``ROOT/*.json`` or ``ROOT/annotations/*.json`` (or the
 JSON file itself); ``file_name`` is looked up under ``images/`` next to the JSON or the root,
 then next to the JSON / the root; it may not leave the dataset folder.
@@ -79,6 +81,16 @@ def _segmentation_mask(seg, h: int, w: int, file: Path, field: str) -> np.ndarra
     raise AnnotationError(file, field, "expected polygons (list) or RLE ({'size', 'counts'})")
 
 
+def _bbox_mask(bbox, h: int, w: int, file: Path, where: str) -> np.ndarray:
+    """Box-only object (no usable segmentation): ``bbox`` ``[x, y, w, h]`` -> bool (h, w)."""
+    from pycocotools import mask as mask_utils
+
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+        raise AnnotationError(file, f"{where}.segmentation", "missing or empty, and no 'bbox' [x, y, w, h] to fall back on",
+                              "draw the object as a polygon or mask")
+    return decode_rle(mask_utils.frPyObjects(np.array([bbox], dtype=np.float64), int(h), int(w))[0])
+
+
 def read(path: Path, *, classes=None) -> list[RealSample]:
     """Read every COCO JSON under ``path`` (see module docstring) -> samples."""
     path = Path(path)
@@ -122,9 +134,11 @@ def read(path: Path, *, classes=None) -> list[RealSample]:
                 cid = int(ann["category_id"])
                 if cid not in key_ids and cid not in ign_ids:
                     continue
-                if "segmentation" not in ann:
-                    raise AnnotationError(jf, f"annotations[{j}].segmentation", "missing (a mask is needed, not only a bbox)")
-                m = _segmentation_mask(ann["segmentation"], h, w, jf, f"annotations[{j}].segmentation")
+                seg = ann.get("segmentation")
+                if seg is None or (isinstance(seg, list) and not any(isinstance(p, list) and len(p) >= 6 for p in seg)):
+                    m = _bbox_mask(ann.get("bbox"), h, w, jf, f"annotations[{j}]")
+                else:
+                    m = _segmentation_mask(seg, h, w, jf, f"annotations[{j}].segmentation")
                 (ign if cid in ign_ids else keys).append(m)
             rel = Path(str(fname).replace("\\", "/"))
             name = "__".join(rel.with_suffix("").parts)

@@ -12,6 +12,12 @@ and CVAT's own exporter:
 * ``<mask label rle="a, b, c, ..." left top width height>``: run lengths over the
   ``width x height`` box in ROW-major order, starting with a background (0) run;
 * ``<tag>``, ``<polyline>``, ``<points>``, ``<cuboid>``, ``<skeleton>`` carry no area: ignored.
+
+Checked against CVAT's ``cvat/apps/dataset_manager/formats/cvat.py`` (``dump_as_cvat_annotation``,
+``load_anno``, ``dump_media_files``) and cvat-core's ``mask2Rle``: the mask ``width``/``height``
+are inclusive (``right - left + 1``); frames of a *video* task are named ``frame_000000`` in the
+XML but saved as ``images/frame_000000.PNG`` (``FrameProvider.VIDEO_FRAME_EXT``), so a name with
+no image extension is also looked up with ``.PNG`` appended.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from real_eval.dataset import RealSample, read_image_rgb
+from real_eval.dataset import IMAGE_EXTENSIONS, RealSample, read_image_rgb
 from real_eval.readers.base import AnnotationError, ClassFilter, check_size, clip_paste, coco_polygons_to_mask, compose_mask, find_image
 
 NAME = "cvat"
@@ -133,6 +139,25 @@ def _shape_mask(el: ET.Element, h: int, w: int, file: Path, where: str) -> np.nd
     return None  # tag, polyline, points, cuboid, skeleton, attribute: no area
 
 
+VIDEO_FRAME_EXT = ".PNG"  # CVAT FrameProvider.VIDEO_FRAME_EXT: extension added to video-task frames
+
+
+def _find_frame(root: Path, xf: Path, name: str, bases: list[Path], *, field: str) -> Path:
+    """``find_image`` for ``name``; for extension-less names (video-task frames, ``frame_000000``)
+    CVAT's exporter writes ``name + ".PNG"``, which is tried too."""
+    try:
+        return find_image(root, xf, name, bases, field=field)
+    except FileNotFoundError:
+        if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+            raise
+        for ext in (VIDEO_FRAME_EXT, VIDEO_FRAME_EXT.lower()):
+            try:
+                return find_image(root, xf, name + ext, bases, field=field)
+            except FileNotFoundError:
+                pass
+        raise
+
+
 def read(path: Path, *, classes=None) -> list[RealSample]:
     """Read a CVAT for images 1.1 export (see module docstring) -> samples."""
     path = Path(path)
@@ -164,7 +189,7 @@ def read(path: Path, *, classes=None) -> list[RealSample]:
             raise AnnotationError(xf, f"{where}@width/height", "missing or not integers") from None
         subset = im.get("subset")
         bases = ([xf.parent / "images" / subset] if subset else []) + [xf.parent / "images", xf.parent, root / "images", root]
-        img_path = find_image(root, xf, name, bases, field=f"{where}@name")
+        img_path = _find_frame(root, xf, name, bases, field=f"{where}@name")
         image = read_image_rgb(img_path)
         check_size(xf, f"{where}@width/height", image, h, w, img_path)
         keys, ign = [], []

@@ -7,13 +7,18 @@
 * ``circle``: ``[centre, point on the circumference]``, ``draw.ellipse`` of radius
   ``|centre - point|``;
 * ``mask``: ``points`` = ``[[x1, y1], [x2, y2]]`` (cast to int) and ``mask`` = base64 PNG of the
-  ``(y2-y1+1, x2-x1+1)`` box, pasted at ``[y1:y2+1, x1:x2+1]``;
-* ``line``, ``linestrip``, ``point``, ``points`` carry no area: ignored;
+  ``(y2-y1+1, x2-x1+1)`` box, pasted at ``[y1:y2+1, x1:x2+1]`` (``shapes_to_label``). labelme
+  computes the box with ``imgviz.instances.masks_to_bboxes`` (``y2``/``x2`` = last row/col + 1)
+  and stores ``mask[y1:y2+1, x1:x2+1]``, so a mask touching the right/bottom image border is
+  saved cropped to the image: a PNG of the box clipped to the image is accepted too;
+* ``line``, ``linestrip``, ``point`` and ``points`` (AI prompt points) are ignored: they outline
+  or point at an object without giving its area (labelme's ``shape_to_mask`` would paint a 10 px
+  stroke / 5 px disc, which is not a key's extent, so a segmentation label must not come from them);
 * the ``__ignore__`` label is an ignore region (255), as in labelme's ``labelme_export_json``.
 
 ``imagePath`` is relative to the JSON file (Windows ``\\`` separators accepted) and may not
-leave the dataset folder; when it is missing or the file is absent, the embedded ``imageData``
-(base64 of the image file) is used.
+leave the dataset folder; when it is missing, absent, or outside the dataset folder, the
+embedded ``imageData`` (base64 of the image file; labelme itself prefers it) is used.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from real_eval.readers.base import AnnotationError, ClassFilter, check_size, cli
 NAME = "labelme"
 DESCRIPTION = "labelme JSON per image (polygon, rectangle, circle, mask; __ignore__)"
 
-_NO_AREA = {"line", "linestrip", "point", "points"}
+_NO_AREA = {"points", "line", "linestrip", "point"}
 
 
 def _json_files(path: Path) -> list[Path]:
@@ -81,7 +86,9 @@ def _shape_mask(shape: dict, h: int, w: int, file: Path, where: str) -> np.ndarr
         if patch.ndim == 3:
             patch = patch[:, :, 3] if patch.shape[2] == 4 else patch.max(axis=2)
         (x1, y1), (x2, y2) = np.asarray(pts).astype(int)
-        if patch.shape != (y2 - y1 + 1, x2 - x1 + 1):
+        full = (y2 - y1 + 1, x2 - x1 + 1)
+        clipped = (min(y2 + 1, h) - max(y1, 0), min(x2 + 1, w) - max(x1, 0))  # numpy slice of the image
+        if patch.shape[:2] not in (full, clipped):
             raise AnnotationError(file, f"{where}.mask", f"PNG is {patch.shape[1]}x{patch.shape[0]} but the box "
                                   f"{x1},{y1}-{x2},{y2} is {x2 - x1 + 1}x{y2 - y1 + 1}")
         canvas = np.zeros((h, w), bool)
@@ -113,8 +120,13 @@ def _shape_mask(shape: dict, h: int, w: int, file: Path, where: str) -> np.ndarr
 def _load_image(root: Path, jf: Path, data: dict) -> tuple[np.ndarray, str | None]:
     rel = data.get("imagePath")
     if rel:
-        p = safe_join(root, jf.parent, rel, file=jf, field="imagePath")
-        if p.is_file():
+        try:
+            p = safe_join(root, jf.parent, rel, file=jf, field="imagePath")
+        except AnnotationError:
+            if not data.get("imageData"):
+                raise
+            p = None  # outside the dataset folder: never opened; the embedded image is used
+        if p is not None and p.is_file():
             return read_image_rgb(p), str(p)
     if data.get("imageData"):
         img = _b64_png(data["imageData"], jf, "imageData")

@@ -5,11 +5,16 @@ format documentation (developer.supervisely.com, "Supervisely Annotation Format"
   ``ROOT/DATASET/ann/*.json`` + ``ROOT/DATASET/img/*`` (nested ``datasets/`` folders too).
 * Current layout: ``ann/NAME.jpg.json`` for ``img/NAME.jpg``; each object has ``classTitle`` and
   ``geometryType``. Older layout: ``ann/NAME.json``, the shape only in ``meta.json``'s classes.
-* ``bitmap``: ``bitmap.data`` = base64 of zlib-compressed PNG bytes, ``bitmap.origin`` =
-  ``[x, y]`` of the PNG's top-left pixel. The PNG may be greyscale, RGB or RGBA: foreground =
-  alpha > 0 for RGBA (as the SDK's ``base64_2_data``), any non-zero value otherwise.
-* ``polygon``: ``points.exterior`` ``[[x, y], ...]`` pixel indices (col, row), holes in
-  ``points.interior``; drawn like the SDK (``cv2.fillPoly`` of exterior + interiors).
+* ``bitmap``: ``bitmap.data`` = base64 of zlib-compressed PNG bytes (the SDK's
+  ``Bitmap.data_2_base64`` writes a 2-colour palette PNG with ``transparency=0``; its
+  ``base64_2_data`` also accepts plain base64 PNG without zlib), ``bitmap.origin`` = ``[x, y]`` of
+  the PNG's top-left pixel. Foreground = alpha > 0 for 4-channel decodes (as the SDK), any
+  non-zero value otherwise.
+* ``alpha_mask`` (SDK ``AlphaMask``): same encoding, greyscale 0..255 opacity; foreground = any
+  non-zero value (the SDK's ``AlphaMask.area`` counts non-zero pixels).
+* ``polygon``: ``points.exterior`` ``[[x, y], ...]`` pixel indices (col, row), rounded like the
+  SDK's ``PointLocation``; drawn like ``Polygon._draw_impl``: ``cv2.fillPoly`` of the exterior
+  with 1, then of the interiors (holes) with 0, so a hole's own outline pixels are background.
 * ``rectangle``: ``points.exterior`` ``[[left, top], [right, bottom]]``, inclusive pixels.
 * Other geometries (point, line, graph, cuboid) carry no area and are skipped.
 * Image tags listed in ``exclude_tags`` (default ``("bad_image",)``) drop the image.
@@ -48,9 +53,15 @@ def decode_bitmap(data: str, *, file: Path | str = "<bitmap>", field: str = "bit
         AnnotationError: not base64, not zlib, or not a PNG.
     """
     try:
-        png = zlib.decompress(base64.b64decode(data, validate=False))
-    except (binascii.Error, zlib.error, TypeError, ValueError) as exc:
+        raw = base64.b64decode(data, validate=False)
+    except (binascii.Error, TypeError, ValueError) as exc:
         raise AnnotationError(file, field, f"expected base64 of zlib-compressed PNG bytes ({exc})") from exc
+    try:
+        png = zlib.decompress(raw)
+    except zlib.error as exc:
+        if not raw.startswith(b"\x89PNG"):  # the SDK also accepts base64 PNG without zlib
+            raise AnnotationError(file, field, f"expected base64 of zlib-compressed PNG bytes ({exc})") from exc
+        png = raw
     img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise AnnotationError(file, field, "the decompressed bytes are not a PNG image")
@@ -80,8 +91,17 @@ def _points(obj: dict, file: Path, where: str) -> tuple[list, list]:
     return ext, interior
 
 
+def _ring(pts: np.ndarray) -> np.ndarray:
+    """Rounded int32 contour; fewer than 3 points are padded with the last one (as the SDK's
+    ``Polygon.__init__`` does, with a warning, instead of failing)."""
+    pts = np.round(pts).astype(np.int32)
+    if len(pts) < 3:
+        pts = np.concatenate([pts, np.repeat(pts[-1:], 3 - len(pts), axis=0)])
+    return pts
+
+
 def _object_mask(obj: dict, gtype: str, h: int, w: int, file: Path, where: str) -> np.ndarray | None:
-    if gtype == "bitmap":
+    if gtype in ("bitmap", "alpha_mask"):
         bm = obj.get("bitmap")
         if not isinstance(bm, dict) or "data" not in bm or "origin" not in bm:
             raise AnnotationError(file, f"{where}.bitmap", "needs 'data' and 'origin'")
@@ -95,10 +115,13 @@ def _object_mask(obj: dict, gtype: str, h: int, w: int, file: Path, where: str) 
         return canvas
     if gtype == "polygon":
         ext, interior = _points(obj, file, where)
-        if len(ext) < 3:
-            raise AnnotationError(file, f"{where}.points.exterior", "a polygon needs at least 3 points")
+        if len(ext) == 0:
+            raise AnnotationError(file, f"{where}.points.exterior", "a polygon needs at least 1 point")
         canvas = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(canvas, [np.round(ext).astype(np.int32)] + [np.round(p).astype(np.int32) for p in interior if len(p) >= 3], 1)
+        cv2.fillPoly(canvas, [_ring(ext)], 1)
+        holes = [_ring(p) for p in interior if len(p)]
+        if holes:
+            cv2.fillPoly(canvas, holes, 0)
         return canvas.astype(bool)
     if gtype == "rectangle":
         ext, _ = _points(obj, file, where)
