@@ -94,9 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     args = p.parse_args(argv)
 
-    import torch
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - args.workers))
     rows = []
     for name in args.variants:
         print(f"[ablate] {name} ...", flush=True)

@@ -1,7 +1,7 @@
 """Evaluate a model on real annotated photos (used by the trainer and by ``keysynth eval``).
 
-:func:`evaluate_model` predicts every photo with a strategy (default "resize", see
-:mod:`real_eval.predict`), thresholds the probabilities, computes the metrics of
+:func:`evaluate_model` predicts every photo with a strategy (default
+``real_eval.strategies.DEFAULT_STRATEGY``, see :mod:`real_eval.strategies`), thresholds the probabilities, computes the metrics of
 :mod:`real_eval.metrics` per photo and overall (micro + per-image means, bootstrap 95%
 intervals), a threshold sweep from the probability maps (per-photo histograms of the key
 probability of GT-key and GT-background pixels, 100 bins, so any threshold on the 0.01 grid is
@@ -25,6 +25,7 @@ import numpy as np
 
 from real_eval.metrics import IGNORE, METRIC_NAMES, image_metrics, region_metrics, summarize
 from real_eval.predict import atomic_write_png, predict_probs
+from real_eval.strategies import DEFAULT_STRATEGY
 
 __all__ = ["evaluate_model", "evaluate_checkpoint", "make_overlay", "SIZE_BINS"]
 
@@ -106,7 +107,7 @@ def _atomic_text(path: Path, text: str) -> None:
 
 
 def evaluate_model(model, model_spec: dict[str, Any], samples: Sequence, *, device: str = "cpu", threshold: float = 0.5,
-                   strategy: str = "resize", boundary_tol_px: float | None = None, boundary_tol_frac: float = 0.008,
+                   strategy: str = DEFAULT_STRATEGY, boundary_tol_px: float | None = None, boundary_tol_frac: float = 0.008,
                    biou_d_frac: float = 0.02, n_boot: int = 1000, seed: int = 0, out_dir: str | os.PathLike | None = None,
                    progress: bool = False, title: str = "keysynth evaluation on real photos",
                    **strategy_options) -> dict[str, Any]:
@@ -184,7 +185,7 @@ def write_outputs(result: dict[str, Any], out_dir: Path, *, title: str = "keysyn
 
 
 def evaluate_checkpoint(checkpoint: str | os.PathLike, real: str | os.PathLike, out_dir: str | os.PathLike, *,
-                        strategy: str = "resize", threshold: float = 0.5, device: str = "cpu", fmt: str | None = None,
+                        strategy: str = DEFAULT_STRATEGY, threshold: float = 0.5, device: str = "cpu", fmt: str | None = None,
                         classes: tuple[str, ...] | None = None, progress: bool = True, **kw) -> dict[str, Any]:
     """``keysynth eval``: load a checkpoint and a real set, evaluate, write every output."""
     from real_eval.dataset import load_real_set

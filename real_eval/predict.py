@@ -6,14 +6,13 @@ pad the photo with zeros at the bottom/right to a square of side L = max(H, W), 
 ``model_spec["image_size"]`` S with ``cv2.INTER_AREA``, run the model, apply the sigmoid to the
 logits, resize the S x S probability map back to L x L with ``cv2.INTER_LINEAR`` and crop the pad
 away ([:H, :W]; cropping after resizing keeps the geometry exact, no rounding of the content
-box). Other strategies (tiles, coarse-to-fine) live in ``real_eval.strategies`` (written
-separately); :func:`predict_probs` uses it when present and falls back to "resize" otherwise.
+box). Other strategies (tiles, coarse-to-fine) live in ``real_eval.strategies``;
+:func:`predict_probs` dispatches to them (default: ``strategies.DEFAULT_STRATEGY``, chosen by
+measurement on real photos).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,7 +23,7 @@ import numpy as np
 from real_eval.dataset import IMAGE_EXTENSIONS, read_image_rgb
 from real_eval.model_io import to_input_tensor
 
-__all__ = ["predict_resize", "predict_resize_batch", "predict_probs", "available_strategies", "predict_files",
+__all__ = ["predict_resize", "predict_resize_batch", "predict_probs", "predict_files",
            "atomic_write_png", "cutout_rgba"]
 
 
@@ -81,31 +80,18 @@ def predict_resize(model, model_spec: dict[str, Any], image: np.ndarray, device:
     return predict_resize_batch(model, model_spec, [image], device=device, batch_size=1)[0]
 
 
-def _strategies_module():
-    if importlib.util.find_spec("real_eval.strategies") is None:
-        return None
-    return importlib.import_module("real_eval.strategies")
-
-
-def available_strategies() -> tuple[str, ...]:
-    """Names accepted by ``--strategy``: ``real_eval.strategies.STRATEGIES`` or ("resize",)."""
-    mod = _strategies_module()
-    return tuple(getattr(mod, "STRATEGIES", ("resize",))) if mod is not None else ("resize",)
-
-
-def predict_probs(model, model_spec: dict[str, Any], image: np.ndarray, *, strategy: str = "resize",
+def predict_probs(model, model_spec: dict[str, Any], image: np.ndarray, *, strategy: str | None = None,
                   device: str = "cpu", **kw) -> np.ndarray:
-    """Key probabilities float32 (H, W) in [0, 1] for one photo with the named strategy.
+    """Key probabilities float32 (H, W) in [0, 1] for one photo with the named strategy
+    (``None`` = ``real_eval.strategies.DEFAULT_STRATEGY``).
 
     Raises:
         ValueError: unknown strategy (the message lists the valid names).
     """
-    mod = _strategies_module()
-    if mod is not None:
-        return mod.predict_probs(model, model_spec, image, strategy=strategy, device=device, **kw)
-    if strategy != "resize":
-        raise ValueError(f"unknown strategy {strategy!r}; valid names: resize")
-    return predict_resize(model, model_spec, image, device=device)
+    from real_eval import strategies  # strategies builds on this module: import at call time
+
+    return strategies.predict_probs(model, model_spec, image, strategy=strategy or strategies.DEFAULT_STRATEGY,
+                                    device=device, **kw)
 
 
 def atomic_write_png(path: str | os.PathLike, array: np.ndarray) -> None:
@@ -143,7 +129,7 @@ def _expand_photos(photos: Sequence[str | os.PathLike]) -> list[Path]:
 
 
 def predict_files(photos: Sequence[str | os.PathLike], model, model_spec: dict[str, Any], out_dir: str | os.PathLike, *,
-                  strategy: str = "resize", threshold: float = 0.5, device: str = "cpu", progress: bool = True) -> list[dict]:
+                  strategy: str | None = None, threshold: float = 0.5, device: str = "cpu", progress: bool = True) -> list[dict]:
     """Predict photos (files or folders, any size) and write ``out_dir/masks/NAME.png`` (0/255)
     and ``out_dir/cutouts/NAME.png`` (RGBA, alpha = key). Returns one record per photo."""
     from tqdm import tqdm
