@@ -73,3 +73,15 @@ def test_demo_runs_end_to_end(tmp_path):
     assert 0.0 <= metrics["overall"]["micro"]["iou"] <= 1.0
     assert cv2.imread(str(out / "predictions.png")) is not None
     assert len(list((out / "synth_test" / "images").glob("*.jpg"))) == 4
+
+
+def test_demo_fits_steps_to_the_time_budget():
+    import torch
+
+    from keysynth.demo import steps_for_budget
+
+    torch.set_num_threads(1)
+    kw = dict(encoder="resnet18", size=32, batch_size=2, device="cpu")
+    short, longer = steps_for_budget(minutes=0.05, **kw), steps_for_budget(minutes=5.0, **kw)
+    assert isinstance(short, int) and short >= 10  # never fewer than 10 steps
+    assert longer > 20 * short  # ~100x the budget -> many times the steps (timing noise allowed)
