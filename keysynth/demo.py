@@ -63,17 +63,6 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _atomic_write_png(path: Path, rgb: np.ndarray) -> None:
-    import cv2
-
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError(f"could not encode {path}")
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
-
-
 def prediction_grid(model, model_spec: dict, samples: list, *, strategy: str, device: str,
                     n: int = 8, tile: int = 320) -> np.ndarray:
     """uint8 RGB grid of up to ``n`` photos with predicted (red) and ground-truth (green) contours,
@@ -155,6 +144,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from real_eval.dataset import load_real_set
     from real_eval.evaluate import evaluate_model
     from real_eval.model_io import load_checkpoint
+    from real_eval.predict import atomic_write_png
     from real_eval.strategies import DEFAULT_STRATEGY
     from synth import SynthConfig
     from synth.generate import generate_dataset
@@ -223,7 +213,7 @@ def run_demo(args: argparse.Namespace) -> int:
                                        out_dir=out / f"eval_{name}", title=f"demo model on {name} set")
     timings["eval_s"] = time.perf_counter() - t
     shown = "real" if args.real else "synth"
-    _atomic_write_png(out / "predictions.png",
+    atomic_write_png(out / "predictions.png",
                       prediction_grid(model, spec, sets[shown], strategy=DEFAULT_STRATEGY, device=device))
     timings["total_s"] = time.perf_counter() - t_all
 

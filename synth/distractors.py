@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .keys import _jsonable
+from .meta import jsonable
 from .keys.geometry import Shape, ellipse_pts, rect_pts, rounded_rect_pts
 from .keys.materials import sample_material, sample_plastic
 from .keys.render import render_shape
@@ -235,7 +235,7 @@ def render_distractor(rng: np.random.Generator, kind: str, *, size_px: float, an
     rgba, _, info = render_shape(rng, shape, length_px=S, angle_deg=float(angle_deg), light_dir=light_dir, env=env,
                                  shading=bool(shading), metal=metal, plastic=plastic, side_p=0.5,
                                  metal_on_top=kind in _METAL_ON_TOP)
-    meta = {"kind": kind, "params": _jsonable(params), "material": _jsonable(metal), "plastic": _jsonable(plastic),
+    meta = {"kind": kind, "params": jsonable(params), "material": jsonable(metal), "plastic": jsonable(plastic),
             "size_px": round(S, 3), "angle_deg": round(float(angle_deg), 3),
-            "render": _jsonable({k: v for k, v in info.items() if k != "points"})}
+            "render": jsonable({k: v for k, v in info.items() if k != "points"})}
     return rgba, meta

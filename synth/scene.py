@@ -17,6 +17,7 @@ import numpy as np
 
 from .compose import Canvas, Layer, rgba_to_layer, shadow_alpha, warp_layer
 from .config import SynthConfig
+from .meta import jsonable
 from .seeding import child_rng, sample_seed
 from . import functional as F
 from .occluders import FallbackKeys, blob_layer, fallback_distractor, finger_layer, key_ring_layers
@@ -24,36 +25,6 @@ from .occluders import FallbackKeys, blob_layer, fallback_distractor, finger_lay
 __all__ = ["SampleRenderer", "make_keys", "jsonable", "tune_allocator"]
 
 MIN_KEY_RENDER_PX = 24.0
-
-
-_PLAIN = frozenset((int, str, bool, type(None)))
-
-
-def jsonable(x):
-    """numpy scalars/arrays -> Python types, floats rounded to 4 decimals (meta is JSON)."""
-    t = type(x)
-    if t is float:  # fast paths for the common exact types (same result as the generic branches)
-        return round(x, 4)
-    if t is int or t is str or t is bool or x is None:
-        return x
-    if t is dict:  # leaf floats/ints/strs inline: one call per container, not per element
-        return {str(k): (round(v, 4) if type(v) is float else v if type(v) in _PLAIN else jsonable(v))
-                for k, v in x.items()}
-    if t is list or t is tuple:
-        return [round(v, 4) if type(v) is float else v if type(v) in _PLAIN else jsonable(v) for v in x]
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return round(float(x), 4)
-    return x
 
 
 def make_keys(spec: str, kinds=None, materials=None):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..meta import jsonable
 from .kinds import KEY_BUILDERS
 from .materials import MATERIALS, check_names, sample_material, sample_plastic
 from .render import render_shape
@@ -28,25 +29,6 @@ KIND_MATERIAL_WEIGHTS = {
     "car": {"brass": 0.1, "nickel": 0.4, "steel": 0.5, "coated": 0.0, "iron": 0.0},
     "warded": {"brass": 0.3, "nickel": 0.0, "steel": 0.15, "coated": 0.0, "iron": 0.55},
 }
-
-
-def _jsonable(x):
-    t = type(x)
-    if t is float:  # fast paths for the common exact types (same result as the generic branches)
-        return round(x, 4)
-    if t is int or t is str or t is bool or x is None:
-        return x
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return round(float(x), 4)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
 
 
 def _check_sample_args(length_px, angle_deg) -> tuple[float, float]:
@@ -121,10 +103,10 @@ class ProceduralKeys:
         rgba, key_alpha, info = render_shape(rng, shape, length_px=L, angle_deg=a, light_dir=light_dir, env=env,
                                              shading=bool(shading), metal=metal, plastic=plastic,
                                              points=points, side_max=0.5 * params.get("hole_r", 1e9))
-        meta = {"kind": kind, "material": _jsonable(metal), "params": _jsonable(params),
-                "plastic": _jsonable(plastic), "length_px": round(L, 3), "angle_deg": round(a, 3),
+        meta = {"kind": kind, "material": jsonable(metal), "params": jsonable(params),
+                "plastic": jsonable(plastic), "length_px": round(L, 3), "angle_deg": round(a, 3),
                 "hole_xy": info["points"].get("hole"), "shading": bool(shading),
-                "render": _jsonable({k: v for k, v in info.items() if k != "points"})}
+                "render": jsonable({k: v for k, v in info.items() if k != "points"})}
         return rgba, key_alpha, meta
 
     def sample(self, rng: np.random.Generator, *, length_px: float, angle_deg: float, light_dir,

@@ -1,0 +1,41 @@
+"""JSON-safe sample metadata: one cleaner for the scene, key and distractor meta."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["jsonable"]
+
+_PLAIN = frozenset((int, str, bool, type(None)))
+
+
+def jsonable(x):
+    """Nested dicts/lists/tuples of Python and NumPy values -> JSON-safe Python values.
+
+    NumPy scalars and arrays become Python numbers and lists, tuples become lists, dict keys
+    become ``str``, and every float is rounded to 4 decimals (meta records sampled parameters,
+    not pixel data). Idempotent: cleaning cleaned meta changes nothing.
+    """
+    t = type(x)
+    if t is float:  # fast paths for the common exact types (same result as the generic branches)
+        return round(x, 4)
+    if t is int or t is str or t is bool or x is None:
+        return x
+    if t is dict:  # leaf floats/ints/strs inline: one call per container, not per element
+        return {str(k): (round(v, 4) if type(v) is float else v if type(v) in _PLAIN else jsonable(v))
+                for k, v in x.items()}
+    if t is list or t is tuple:
+        return [round(v, 4) if type(v) is float else v if type(v) in _PLAIN else jsonable(v) for v in x]
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return round(float(x), 4)
+    return x
