@@ -15,7 +15,7 @@ import math
 import cv2
 import numpy as np
 
-from .compose import Canvas, Layer, rgba_to_layer, shadow_alpha, warp_layer
+from .compose import Canvas, rgba_to_layer, shadow_alpha, warp_layer
 from .config import SynthConfig
 from .meta import jsonable
 from .seeding import child_rng, sample_seed
