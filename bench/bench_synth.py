@@ -1,11 +1,17 @@
 """Throughput of the scene renderer: samples/s per worker at 256 and 512 px, 1 and 2 workers
 (joblib loky), in memory and writing jpg+png files, plus CPU ms/sample of each camera effect (both
-camera backends: native and imgaug), of key rendering, and single-process CPU ms/sample
-(time.process_time: robust on a shared machine) with the ratio to the goal.
+camera backends: native and imgaug), of key rendering (fresh and from the asset bank), and
+single-process CPU ms/sample (time.process_time: robust on a shared machine) with the ratio to
+the goal, with the asset bank on (default) and off, side by side.
 
-Usage: .venv/bin/python bench/bench_synth.py [--seconds 6] [--sizes 256 512]
+The asset bank (``synth.keys.bank``) caches object geometry per process, so a worker reaches its
+steady state after ~1,500 samples (every bank slot built once); ``--warm`` renders that many first
+in every process (the figures of a long training run or a large dataset), and the cache hit rate
+during the timed part is printed. ``--warm 0`` shows the cold start.
+
+Usage: .venv/bin/python bench/bench_synth.py [--seconds 4] [--sizes 256 512] [--warm 1500]
 Goal (per core, default config, in memory): >= 150 samples/s at 256 px, >= 60 at 512 px.
-Runtime < 3 minutes with the defaults. Run on an idle machine for real figures.
+Runtime ~4 minutes with the defaults. Run on an idle machine for real figures.
 """
 
 from __future__ import annotations
@@ -25,13 +31,29 @@ import numpy as np  # noqa: E402
 GOAL = {256: 150.0, 512: 60.0}
 
 
-def _work(size: int, start: int, seconds: float, write_dir: str | None) -> tuple[int, float]:
+def _warm(size: int, start: int, n: int) -> int:
+    """Render ``n`` samples in this process (fills the asset cache: the steady state). Returns the pid."""
     cv2.setNumThreads(1)
     from synth import SampleRenderer, SynthConfig
 
     r = SampleRenderer(SynthConfig.default().replace(size=size))
-    for i in range(5):  # warm caches (backgrounds, noise bank, imports)
-        r.render(10_000_000 + start + i, 1)
+    for i in range(max(n, 5)):
+        r.render(start + i, 0)
+    return os.getpid()
+
+
+def _hit_rate() -> tuple[int, int]:
+    from synth.keys.bank import ASSET_CACHE
+
+    return ASSET_CACHE.hits, ASSET_CACHE.misses
+
+
+def _work(size: int, start: int, seconds: float, write_dir: str | None) -> tuple[int, float, float]:
+    cv2.setNumThreads(1)
+    from synth import SampleRenderer, SynthConfig
+
+    r = SampleRenderer(SynthConfig.default().replace(size=size))
+    h0, m0 = _hit_rate()
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         s = r.render(start + n, 0)
@@ -40,20 +62,28 @@ def _work(size: int, start: int, seconds: float, write_dir: str | None) -> tuple
                         [cv2.IMWRITE_JPEG_QUALITY, 95])
             cv2.imwrite(os.path.join(write_dir, f"{start + n:08d}.png"), s["mask"])
         n += 1
-    return n, time.perf_counter() - t0
+    dt = time.perf_counter() - t0
+    h1, m1 = _hit_rate()
+    return n, dt, (h1 - h0) / max(1, (h1 - h0) + (m1 - m0))
 
 
-def bench_throughput(size: int, workers: int, seconds: float, write: bool) -> float:
+def bench_throughput(size: int, workers: int, seconds: float, write: bool, warm: int) -> tuple[float, float]:
+    """(samples/s per worker, asset-cache hit rate). Worker k renders the indices a ``workers``-way
+    split of one run would give it (same bank generation), after ``warm`` samples of warm-up."""
     from joblib import Parallel, delayed
 
     with tempfile.TemporaryDirectory() as d:
         wd = d if write else None
         if workers == 1:
-            res = [_work(size, 0, seconds, wd)]
+            _warm(size, 0, warm)
+            res = [_work(size, warm, seconds, wd)]
         else:
-            res = Parallel(n_jobs=workers, backend="loky")(
-                delayed(_work)(size, k * 1_000_000, seconds, wd) for k in range(workers))
-    return float(np.mean([n / dt for n, dt in res]))  # per worker
+            par = Parallel(n_jobs=workers, backend="loky")
+            pids = par(delayed(_warm)(size, k * warm, warm) for k in range(workers))
+            if len(set(pids)) != workers:
+                print(f"  (warm-up ran in {len(set(pids))} of {workers} processes; cache state may differ)")
+            res = par(delayed(_work)(size, workers * warm + k * 5_000, seconds, wd) for k in range(workers))
+    return float(np.mean([n / dt for n, dt, _ in res])), float(np.mean([h for _, _, h in res]))
 
 
 def bench_effects(size: int, reps: int = 30) -> dict:
@@ -76,30 +106,38 @@ def bench_effects(size: int, reps: int = 30) -> dict:
     return out
 
 
-def bench_keys(size: int, reps: int = 40) -> float:
-    """CPU ms per procedural key at the default size distribution (typical 0.1-0.6 x frame)."""
+def bench_keys(size: int, reps: int = 60) -> tuple[float, float]:
+    """CPU ms per procedural key at the default size distribution (typical 0.1-0.6 x frame):
+    (built afresh, from a warm asset bank)."""
     from synth.keys import ProceduralKeys
 
     cv2.setNumThreads(1)
     k, rng = ProceduralKeys(), np.random.default_rng(0)
     lens = np.exp(rng.uniform(np.log(0.1), np.log(0.6), reps)) * size
+    kw = dict(light_dir=(0.3, 0.4, 0.8), bank_seed=123, bank_size=4)
     t0 = time.process_time()
     for i, L in enumerate(lens):
         k.sample_layers(rng, length_px=max(24.0, float(L)), angle_deg=7.0 * i, light_dir=(0.3, 0.4, 0.8))
-    return (time.process_time() - t0) / reps * 1e3
+    fresh = (time.process_time() - t0) / reps * 1e3
+    for rep in range(2):  # first pass fills the bank slots, second is timed
+        t0 = time.process_time()
+        for i, L in enumerate(lens):
+            k.sample_asset(rng, length_px=max(24.0, float(L)), angle_deg=7.0 * i, **kw)
+    return fresh, (time.process_time() - t0) / reps * 1e3
 
 
-def bench_cpu(size: int, n: int = 60, backend: str = "native") -> float:
-    """Single-process CPU ms/sample of the full default renderer."""
+def bench_cpu(size: int, n: int = 100, backend: str = "native", warm: int = 1500, bank: bool = True) -> float:
+    """Single-process CPU ms/sample of the full default renderer after ``warm`` samples."""
     from synth import SampleRenderer, SynthConfig
 
     cv2.setNumThreads(1)
-    r = SampleRenderer(SynthConfig.default().replace(size=size, camera_backend=backend))
-    for i in range(5):
-        r.render(10_000_000 + i, 1)
+    over = {} if bank else {"asset_bank_size": 0, "distractor_bank_size": 0}
+    r = SampleRenderer(SynthConfig.default().replace(size=size, camera_backend=backend, **over))
+    for i in range(max(5, warm if bank else 5)):
+        r.render(10_000_000 + i, 0)
     t0 = time.process_time()
     for i in range(n):
-        r.render(i, 0)
+        r.render(10_000_000 + warm + i, 0)
     return (time.process_time() - t0) / n * 1e3
 
 
@@ -108,23 +146,28 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=4.0, help="measuring time per configuration")
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--warm", type=int, default=1500, help="samples rendered per process before timing")
     a = ap.parse_args(argv)
-    print(f"cpu count {os.cpu_count()}; goal per core: " + ", ".join(f"{k}px >= {v:.0f}/s" for k, v in GOAL.items()))
+    print(f"cpu count {os.cpu_count()}; goal per core: " + ", ".join(f"{k}px >= {v:.0f}/s" for k, v in GOAL.items())
+          + f"; warm-up {a.warm} samples per process")
     for size in a.sizes:
         goal = GOAL.get(size)
-        for backend in ("native", "imgaug"):
-            ms = bench_cpu(size, backend=backend)
-            ratio = f"  ({1e3 / ms / goal:.2f}x goal)" if goal else ""
-            print(f"size {size:4d}  camera_backend {backend:6s}  {ms:6.2f} CPU ms/sample = {1e3 / ms:6.1f}/s per core{ratio}",
-                  flush=True)
-        print(f"size {size}: key rendering {bench_keys(size):.2f} CPU ms/key", flush=True)
+        ms = {}
+        for backend, bank in (("native", True), ("native", False), ("imgaug", True)):
+            ms[(backend, bank)] = m = bench_cpu(size, backend=backend, warm=a.warm, bank=bank)
+            ratio = f"  ({1e3 / m / goal:.2f}x goal)" if goal else ""
+            print(f"size {size:4d}  camera_backend {backend:6s} asset bank {'on ' if bank else 'off'} "
+                  f"{m:6.2f} CPU ms/sample = {1e3 / m:6.1f}/s per core{ratio}", flush=True)
+        print(f"size {size}: asset bank speed-up {ms[('native', False)] / ms[('native', True)]:.2f}x", flush=True)
+        fresh, banked = bench_keys(size)
+        print(f"size {size}: key rendering {fresh:.2f} CPU ms/key afresh, {banked:.2f} from the bank "
+              f"({fresh / banked:.2f}x)", flush=True)
         for w in a.workers:
             for write in (False, True):
-                sps = bench_throughput(size, w, a.seconds, write)
-                goal = GOAL.get(size)
+                sps, hit = bench_throughput(size, w, a.seconds, write, a.warm)
                 ratio = f"  ({sps / goal:.2f}x goal)" if goal else ""
-                print(f"size {size:4d}  workers {w}  {'files ' if write else 'memory'}  {sps:7.1f} samples/s per worker{ratio}",
-                      flush=True)
+                print(f"size {size:4d}  workers {w}  {'files ' if write else 'memory'}  {sps:7.1f} samples/s per worker"
+                      f"{ratio}  (asset cache hits {100 * hit:.0f}%)", flush=True)
         eff = bench_effects(size)
         print(f"size {size}: CPU ms/sample per effect (when applied): " + ", ".join(f"{k} {v:.2f}" for k, v in eff.items()))
     return 0

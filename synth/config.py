@@ -28,6 +28,11 @@ class SynthConfig:
     key_source: str = "procedural"        # "procedural" (synth.keys), "fallback", or a cut-out folder
     key_kinds: tuple | None = None        # subset for ProceduralKeys (None = all)
     key_materials: tuple | None = None
+    # ---- asset bank (synth.keys.bank): cached key / distractor geometry, re-lit per sample
+    asset_bank_size: int = 64             # key shapes per size bucket; 0 = build every object afresh
+    distractor_bank_size: int = 8         # shapes per distractor kind and size bucket (0 = afresh)
+    asset_bank_refresh: int = 20000       # samples per bank generation (new shapes after that many indices)
+    asset_cache_mib: int = 256            # per-process LRU budget for cached geometry, MiB
     # ---- scene layout
     empty_prob: float = 0.12              # samples with no key at all (empty mask)
     n_keys_range: tuple = (1, 4)          # inclusive
@@ -109,6 +114,13 @@ class SynthConfig:
             raise ValueError(f"SynthConfig.n_keys_range must start at >= 1 (use empty_prob for empty samples), got {self.n_keys_range!r}")
         if self.key_length_range[0] <= 0:
             raise ValueError(f"SynthConfig.key_length_range must be > 0, got {self.key_length_range!r}")
+        for name in ("asset_bank_size", "distractor_bank_size", "asset_cache_mib"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"SynthConfig.{name} must be an int >= 0, got {v!r}")
+        if isinstance(self.asset_bank_refresh, bool) or not isinstance(self.asset_bank_refresh, int) \
+                or self.asset_bank_refresh < 1:
+            raise ValueError(f"SynthConfig.asset_bank_refresh must be an int >= 1 (samples), got {self.asset_bank_refresh!r}")
         if self.camera_backend not in CAMERA_BACKENDS:
             raise ValueError(f"SynthConfig.camera_backend must be one of {CAMERA_BACKENDS}, got {self.camera_backend!r}")
         from .effects import EFFECTS  # local: effects imports nothing from config

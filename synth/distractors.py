@@ -3,7 +3,9 @@
 ``render_distractor(rng, kind, size_px=..., angle_deg=..., light_dir=...) -> (rgba, meta)``: RGBA
 uint8 cut-out with straight alpha, tightly cropped, rotated counter-clockwise by ``angle_deg``;
 ``size_px`` is the object's long-axis length before rotation. Nothing here is key: the scene labels
-all of it 0. Metal distractors (coins, clips, screws, cutlery, rings, openers) share the key
+all of it 0. ``render_distractor_asset`` takes the geometry from the asset bank
+(``synth.keys.bank``) and returns it in canonical orientation with the affine that places it.
+Metal distractors (coins, clips, screws, cutlery, rings, openers) share the key
 materials so the model cannot tell keys by "metal look" alone (Dwibedi et al., ICCV 2017: distractor
 objects; Tobin et al. 2017: domain randomisation).
 """
@@ -16,10 +18,11 @@ import numpy as np
 
 from .meta import jsonable
 from .keys.geometry import Shape, ellipse_pts, rect_pts, rounded_rect_pts
+from .keys.bank import ASSET_CACHE, asset_rng, canonical_affine, size_bucket
 from .keys.materials import sample_material, sample_plastic
-from .keys.render import render_shape
+from .keys.render import build_relief, render_shape, shade_relief
 
-__all__ = ["DISTRACTOR_KINDS", "render_distractor"]
+__all__ = ["DISTRACTOR_KINDS", "render_distractor", "render_distractor_asset"]
 
 
 def _pick(rng, seq):
@@ -239,3 +242,50 @@ def render_distractor(rng: np.random.Generator, kind: str, *, size_px: float, an
             "size_px": round(S, 3), "angle_deg": round(float(angle_deg), 3),
             "render": jsonable({k: v for k, v in info.items() if k != "points"})}
     return rgba, meta
+
+
+def render_distractor_asset(rng: np.random.Generator, kind: str, *, size_px: float, angle_deg: float, light_dir,
+                            shading: bool = True, env: np.ndarray | None = None, bank_seed: int = 0,
+                            bank_size: int = 256) -> tuple[np.ndarray, dict, np.ndarray, tuple[int, int]]:
+    """:func:`render_distractor` from the asset bank: the shape (parameters, side wall, relief) of
+    asset ``(bank_seed, kind, id, size bucket)`` is cached, with ``id`` drawn from ``rng`` in
+    ``[0, bank_size)``; material, textures and brightness are drawn from ``rng``.
+
+    Returns:
+        rgba uint8 (h, w, 4) straight alpha in CANONICAL orientation at the bucket size, meta (plus
+        ``asset``), the float64 (2, 3) affine that rotates it by ``angle_deg`` and scales it to
+        ``size_px``, and the (h, w) of the box the affine maps into.
+
+    Raises:
+        ValueError: unknown kind, size out of range, or ``bank_size < 1``.
+    """
+    if kind not in DISTRACTOR_KINDS:
+        raise ValueError(f"unknown distractor kind {kind!r}; valid kinds: {sorted(DISTRACTOR_KINDS)}")
+    S = float(size_px)
+    if not math.isfinite(S) or S < 8 or S > 4096:
+        raise ValueError(f"size_px must be in [8, 4096] px, got {size_px!r}")
+    if int(bank_size) < 1:
+        raise ValueError(f"bank_size must be >= 1, got {bank_size!r}")
+    aid = int(rng.integers(int(bank_size)))
+    k, Sb = size_bucket(S, 8.0)
+    shading = bool(shading)
+
+    def build():
+        g = asset_rng(bank_seed, "distractor", kind, aid, k)
+        shape, params, mats, families = DISTRACTOR_KINDS[kind](g, Sb)
+        relief = build_relief(g, shape, length_px=Sb, angle_deg=0.0, has_metal="metal" in mats,
+                              has_plastic="plastic" in mats, normals=shading, side_p=0.5,
+                              metal_on_top=kind in _METAL_ON_TOP)
+        return relief, jsonable(params), families
+
+    relief, params, families = ASSET_CACHE.get(("distractor", kind, shading, int(bank_seed), aid, k), build)
+    metal = sample_material(rng, str(families[int(rng.integers(len(families)))])) if relief.has_metal else None
+    plastic = sample_plastic(rng, dark_p=0.35) if relief.has_plastic else None
+    rgba, _, info = shade_relief(rng, relief, length_px=Sb, light_dir=light_dir, env=env, shading=shading,
+                                 metal=metal, plastic=plastic, normal_rotation_deg=float(angle_deg))
+    affine, out_hw = canonical_affine(rgba.shape[:2], float(angle_deg), S / Sb)
+    meta = {"kind": kind, "params": params, "material": jsonable(metal), "plastic": jsonable(plastic),
+            "size_px": round(S, 3), "angle_deg": round(float(angle_deg), 3),
+            "render": {"side_px": info["side_px"], "bevel_px": info["bevel_px"]},
+            "asset": {"bank_seed": int(bank_seed), "id": aid, "bucket_px": round(Sb, 3)}}
+    return rgba, meta, affine, out_hw

@@ -18,7 +18,8 @@ import numpy as np
 from .compose import Canvas, rgba_to_layer, shadow_alpha, warp_layer
 from .config import SynthConfig
 from .meta import jsonable
-from .seeding import child_rng, sample_seed
+from .keys.bank import ASSET_CACHE
+from .seeding import asset_bank_seed, child_rng, sample_seed
 from . import functional as F
 from .occluders import FallbackKeys, blob_layer, fallback_distractor, finger_layer, key_ring_layers
 
@@ -55,8 +56,8 @@ def _distractor_fn():
     except ModuleNotFoundError as exc:
         if exc.name != "synth.distractors":
             raise
-        return fallback_distractor, ("coin", "bar")
-    return D.render_distractor, tuple(D.DISTRACTOR_KINDS)
+        return fallback_distractor, ("coin", "bar"), None
+    return D.render_distractor, tuple(D.DISTRACTOR_KINDS), D.render_distractor_asset
 
 
 def _loguniform(rng, lo, hi):
@@ -113,20 +114,27 @@ class SampleRenderer:
         return self._camera
 
     # ------------------------------------------------------------------ pieces
-    def _key_layer(self, rng, L, angle, light, env, S):
+    def _key_layer(self, rng, L, angle, light, env, S, bank_seed=None):
         """Render one key of long side L px (any size: tiny keys are rendered larger and shrunk),
-        perspective-jitter it; -> (Layer at x0=y0=0, hole_xy in layer px or None, meta)."""
+        perspective-jitter it; -> (Layer at x0=y0=0, hole_xy in layer px or None, meta).
+        With ``bank_seed`` (and a source with ``sample_asset``) the key comes from the asset bank in
+        canonical orientation and its rotation is folded into the same single warp."""
         c = self.config
         Lr = max(L, MIN_KEY_RENDER_PX)
         src = self.keys
-        if hasattr(src, "sample_layers"):
+        A = None  # cut-out px -> nominal (rotated, render-size) frame
+        if bank_seed is not None and hasattr(src, "sample_asset"):
+            rgba, lab, km, A, (h, w) = src.sample_asset(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env,
+                                                        shading=c.shading, bank_seed=bank_seed,
+                                                        bank_size=c.asset_bank_size)
+        elif hasattr(src, "sample_layers"):
             rgba, lab, km = src.sample_layers(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env, shading=c.shading)
         else:
             rgba, km = src.sample(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env, shading=c.shading)
             lab = None
-        layer = rgba_to_layer(rgba, lab)
+        if A is None:
+            h, w = rgba.shape[:2]
         hole = km.get("hole_xy")
-        h, w = layer.alpha.shape
         # projective jitter (+ foreshortening + downscale for tiny keys) as one warp
         s = L / Lr
         jit = float(rng.uniform(*c.perspective_range))
@@ -142,14 +150,18 @@ class SampleRenderer:
         dst -= dst.min(0) - 1
         M = cv2.getPerspectiveTransform(src_pts, dst.astype(np.float32))
         ow, oh = int(np.ceil(dst[:, 0].max())) + 2, int(np.ceil(dst[:, 1].max())) + 2
+        if A is not None:
+            M = M @ np.vstack([A, [0.0, 0.0, 1.0]])
+            s = s * float(np.hypot(A[0, 0], A[0, 1]))
         M0 = M
-        if s < 0.999:  # shrink: pre-area-resize so the bilinear warp does not alias
-            small = cv2.resize(rgba, (max(2, int(round(w * s))), max(2, int(round(h * s)))), interpolation=cv2.INTER_AREA)
+        hc, wc = rgba.shape[:2]
+        if s < 0.8:  # strong shrink: pre-area-resize so the bilinear warp does not alias
+            small = cv2.resize(rgba, (max(2, int(round(wc * s))), max(2, int(round(hc * s)))), interpolation=cv2.INTER_AREA)
             lab_s = None if lab is None else cv2.resize(lab, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
-            sx, sy = small.shape[1] / w, small.shape[0] / h
-            layer = rgba_to_layer(small, lab_s)
+            sx, sy = small.shape[1] / wc, small.shape[0] / hc
+            rgba, lab = small, lab_s
             M = M @ np.diag([1 / sx, 1 / sy, 1.0])
-        layer = warp_layer(layer, M, (oh, ow))
+        layer = warp_layer(rgba_to_layer(rgba, lab), M, (oh, ow))
         if hole is not None:
             p = M0 @ np.array([hole[0], hole[1], 1.0])
             hole = [float(p[0] / p[2]), float(p[1] / p[2])]
@@ -200,6 +212,11 @@ class SampleRenderer:
             tune_allocator()
         seed = sample_seed(run_seed, index)
         S = c.size
+        bank_seed = None
+        if c.asset_bank_size > 0 or c.distractor_bank_size > 0:
+            bank_seed = asset_bank_seed(run_seed, index // c.asset_bank_refresh)
+            if ASSET_CACHE.budget != c.asset_cache_mib << 20:
+                ASSET_CACHE.set_budget(c.asset_cache_mib)
         r_lay = child_rng(seed, "layout")
         bg, bg_meta = self.backgrounds.sample(child_rng(seed, "background"), (S, S))
         if bg.shape != (S, S, 3) or bg.dtype != np.uint8:
@@ -254,7 +271,8 @@ class SampleRenderer:
                 angle = want
             else:
                 angle = float(r_lay.uniform(0, 360))
-            layer, hole, km = self._key_layer(r_keys, L, angle, light, env, S)
+            layer, hole, km = self._key_layer(r_keys, L, angle, light, env, S,
+                                              bank_seed if c.asset_bank_size > 0 else None)
             h, w = layer.alpha.shape
             ctr = np.array([w / 2, h / 2])
             hole_v = np.array(hole) if hole is not None else ctr - 0.35 * L * np.array([math.cos(math.radians(angle)), -math.sin(math.radians(angle))])
@@ -293,17 +311,25 @@ class SampleRenderer:
             r_neg = child_rng(seed, "negatives")
             if self._distract is None:
                 self._distract = _distractor_fn()
-            fn, kinds = self._distract
+            fn, kinds, asset_fn = self._distract
             nd = int(r_neg.integers(c.n_distractors_range[0], c.n_distractors_range[1] + 1))
             for _ in range(nd):
                 kind = str(kinds[int(r_neg.integers(len(kinds)))])
                 size_px = max(8.0, _loguniform(r_neg, *c.distractor_size_range) * S)
                 ang_d = float(r_neg.uniform(0, 360))
                 # the scene's env (like keys): consistent reflections, and no per-object synthetic room
-                rgba, dm = (fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=light, shading=c.shading,
-                               env=env) if fn is not fallback_distractor else
-                            fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=light, shading=c.shading))
-                lay = rgba_to_layer(rgba)
+                if fn is fallback_distractor:
+                    rgba, dm = fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=light, shading=c.shading)
+                    lay = rgba_to_layer(rgba)
+                elif bank_seed is not None and c.distractor_bank_size > 0:  # cached geometry, re-lit; one warp
+                    rgba, dm, A, out_hw = asset_fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=light,
+                                                   shading=c.shading, env=env, bank_seed=bank_seed,
+                                                   bank_size=c.distractor_bank_size)
+                    lay = warp_layer(rgba_to_layer(rgba), A, out_hw)
+                else:
+                    rgba, dm = fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=light, shading=c.shading,
+                                  env=env)
+                    lay = rgba_to_layer(rgba)
                 hh, ww = lay.alpha.shape
                 lay.x0 = int(r_neg.uniform(-ww * 0.3, S - ww * 0.7))
                 lay.y0 = int(r_neg.uniform(-hh * 0.3, S - hh * 0.7))

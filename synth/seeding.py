@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sample_seed", "sample_rng", "child_rng"]
+__all__ = ["sample_seed", "sample_rng", "child_rng", "asset_bank_seed"]
 
 
 def _check_int(name: str, value: int) -> int:
@@ -57,3 +57,15 @@ def child_rng(seed: int, stream: str) -> np.random.Generator:
     import zlib
 
     return np.random.default_rng(np.random.SeedSequence([int(seed) & (2**63 - 1), zlib.crc32(stream.encode())]))
+
+
+def asset_bank_seed(run_seed: int, generation: int) -> int:
+    """Seed of asset-bank generation ``generation`` (= sample index // ``asset_bank_refresh``) of run
+    ``run_seed``: ``SeedSequence([run_seed, generation, crc32("asset-bank")])`` as a 63-bit int.
+    Samples of one generation share the bank's shapes (``synth.keys.bank``)."""
+    import zlib
+
+    run_seed = _check_int("run_seed", run_seed)
+    generation = _check_int("generation", generation)
+    hi, lo = np.random.SeedSequence([run_seed, generation, zlib.crc32(b"asset-bank")]).generate_state(2, dtype=np.uint32)
+    return ((int(hi) & 0x7FFFFFFF) << 32) | int(lo)

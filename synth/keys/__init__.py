@@ -4,7 +4,9 @@
 returns ``(rgba, key_alpha, meta)``: the visible object (metal + plastic head) with straight
 alpha, the metal-only coverage (the segmentation label: plastic heads are not key), and a
 JSON-serialisable meta with every sampled parameter and ``hole_xy`` (bow hole centre in the
-returned image's pixel coordinates, or None).
+returned image's pixel coordinates, or None). ``sample_asset`` does the same from the asset bank
+(``synth.keys.bank``): cached geometry, re-lit and re-coloured, returned in canonical orientation
+with the affine that rotates and scales it.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..meta import jsonable
+from .bank import ASSET_CACHE, asset_rng, canonical_affine, size_bucket
 from .kinds import KEY_BUILDERS
 from .materials import MATERIALS, check_names, sample_material, sample_plastic
-from .render import render_shape
+from .render import build_relief, render_shape, shade_relief
 
 __all__ = ["ProceduralKeys", "KEY_KINDS", "MATERIALS", "KIND_MATERIAL_WEIGHTS"]
 
@@ -108,6 +111,56 @@ class ProceduralKeys:
                 "hole_xy": info["points"].get("hole"), "shading": bool(shading),
                 "render": jsonable({k: v for k, v in info.items() if k != "points"})}
         return rgba, key_alpha, meta
+
+    def sample_asset(self, rng: np.random.Generator, *, length_px: float, angle_deg: float, light_dir,
+                     env: np.ndarray | None = None, shading: bool = True, bank_seed: int = 0, bank_size: int = 256
+                     ) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray, tuple[int, int]]:
+        """Render one key from the asset bank: geometry cached, appearance sampled here.
+
+        The asset id is drawn from ``rng`` in ``[0, bank_size)``; its kind, shape parameters, side
+        wall and bend come from ``asset_rng(bank_seed, "key", id, bucket)`` at the size bucket
+        ``Lb >= length_px`` (``size_bucket``), so equal ids give equal shapes. Material, plastic
+        colour, textures, scratches and brightness are drawn from ``rng``; normals are rotated by
+        ``angle_deg`` so that the light agrees with the on-screen orientation.
+
+        Returns:
+            rgba: uint8 (h, w, 4) straight alpha, CANONICAL orientation (long axis along +x), at Lb.
+            key_alpha: uint8 (h, w) metal-only coverage.
+            meta: as :meth:`sample_layers` plus ``asset`` (``bank_seed``, ``id``, ``bucket_px``);
+                ``hole_xy`` in the canonical cut-out's pixels.
+            affine: float64 (2, 3) mapping cut-out pixels to the rotated, scaled (``length_px / Lb``)
+                key, i.e. what :meth:`sample_layers` would have returned (up to its margin).
+            out_hw: (h, w) of the box ``affine`` maps into.
+        """
+        L, a = _check_sample_args(length_px, angle_deg)
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        if int(bank_size) < 1:
+            raise ValueError(f"bank_size must be >= 1, got {bank_size!r}")
+        aid = int(rng.integers(int(bank_size)))
+        k, Lb = size_bucket(L, 12.0)
+        shading = bool(shading)
+
+        def build():
+            g = asset_rng(bank_seed, "key", aid, k)
+            kind = str(self.kinds[int(g.integers(len(self.kinds)))])
+            shape, params, points, has_plastic = KEY_KINDS[kind](g, Lb)
+            relief = build_relief(g, shape, length_px=Lb, angle_deg=0.0, has_metal=True, has_plastic=has_plastic,
+                                  normals=shading, points=points, side_max=0.5 * params.get("hole_r", 1e9))
+            return relief, kind, jsonable(params)
+
+        relief, kind, params = ASSET_CACHE.get(("key", self.kinds, shading, int(bank_seed), aid, k), build)
+        mat_name = self._material_name(rng, kind)
+        metal = sample_material(rng, mat_name)
+        plastic = sample_plastic(rng, dark_p=0.75 if kind == "car" else 0.45) if relief.has_plastic else None
+        rgba, key_alpha, info = shade_relief(rng, relief, length_px=Lb, light_dir=light_dir, env=env, shading=shading,
+                                             metal=metal, plastic=plastic, normal_rotation_deg=a)
+        affine, out_hw = canonical_affine(rgba.shape[:2], a, L / Lb)
+        meta = {"kind": kind, "material": jsonable(metal), "params": params, "plastic": jsonable(plastic),
+                "length_px": round(L, 3), "angle_deg": round(a, 3), "hole_xy": info["points"].get("hole"),
+                "shading": shading, "render": {"side_px": info["side_px"], "bevel_px": info["bevel_px"]},
+                "asset": {"bank_seed": int(bank_seed), "id": aid, "bucket_px": round(Lb, 3)}}
+        return rgba, key_alpha, meta, affine, out_hw
 
     def sample(self, rng: np.random.Generator, *, length_px: float, angle_deg: float, light_dir,
                env: np.ndarray | None = None, shading: bool = True) -> tuple[np.ndarray, dict]:

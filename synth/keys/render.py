@@ -1,24 +1,33 @@
 """Shape -> shaded RGBA cut-out + metal-only alpha (shared by keys and distractors).
 
-Pipeline (all on the object's own tight canvas): rasterise the rotated shape (anti-aliased
-polygons), coverage maps (metal, plastic, holes), height map -> normals -> Blinn-Phong + env
-reflection, brushed streaks / tarnish / scratches / cavity darkening on metal, an optional side wall
-(the plate's thickness seen slightly obliquely: the coverage shifted a few px, darkened, composited
-underneath), then straight-alpha RGBA uint8 cropped to the visible pixels.
+Two stages, so that the geometry can be cached and re-lit (``synth.keys.bank``):
+
+1. :func:`build_relief` (geometry, no light, no material colours): rasterise the rotated shape
+   (anti-aliased polygons), coverage maps (metal, plastic, holes), an optional side wall (the
+   plate's thickness seen slightly obliquely: the coverage shifted a few px, composited underneath),
+   the height map -> unit normals and cavity depth, texture coordinates, the tight crop.
+2. :func:`shade_relief` (appearance): Blinn-Phong + environment reflection with the scene's light,
+   brushed streaks / tarnish / scratches / cavity darkening on metal, the side wall darkened, then
+   straight-alpha RGBA uint8.
+
+:func:`render_shape` runs both on one rng (every object fresh). A cached relief is re-lit under
+another on-screen rotation by rotating its normals (``normal_rotation``): the caller then warps the
+canonical cut-out by the same rotation.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from .geometry import Raster, Shape, rasterize
+from .geometry import Raster, Shape, rasterize, rotation_matrix
 from .shading import (blotch_bank, canonical_coords, check_env, check_light, default_env, lookup_texture,
                       relief_normals, shade_surface, streak_bank)
 
-__all__ = ["render_shape"]
+__all__ = ["Relief", "build_relief", "shade_relief", "render_shape"]
 
 
 def _scratches(rng: np.random.Generator, size: tuple[int, int], n: int, length: float, axis_deg: float) -> np.ndarray:
@@ -57,44 +66,82 @@ def _env_planar(env) -> np.ndarray:
     return e
 
 
-def render_shape(rng: np.random.Generator, shape: Shape, *, length_px: float, angle_deg: float, light_dir,
-                 env: np.ndarray | None, shading: bool, metal: dict | None, plastic: dict | None,
-                 side_p: float = 0.6, points: dict | None = None, metal_on_top: bool = False,
-                 side_max: float | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Render a shape into (rgba uint8 (H, W, 4) straight alpha, key_alpha uint8 (H, W), info).
+@dataclass(frozen=True)
+class Relief:
+    """Geometry of one rendered shape, before light and material colours (read-only arrays).
+
+    Pixel sets are flat indices ``idx`` (int32 (N,)) into the ``(h, w)`` working canvas; every
+    per-pixel array is (N,) float32 in that order. ``crop`` = (y0, y1, x0, x1) of the returned
+    cut-out in the canvas; ``alpha`` / ``key_alpha`` uint8 (y1-y0, x1-x0) are the cut-out's alpha
+    and metal-only label coverage; ``points`` are named points in cut-out pixels.
+    """
+
+    size: tuple[int, int]
+    idx: np.ndarray
+    normals: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # unit (nx, ny, nz), image frame
+    cavity: np.ndarray | None  # groove / dimple depth, height units
+    tex_xy: tuple[np.ndarray, np.ndarray] | None  # canonical (x, y) of metal pixels for textures
+    plastic_w: np.ndarray | None  # plastic coverage 0..1
+    top_ratio: np.ndarray | None  # top face / total coverage (side wall darkening), None = no wall
+    crop: tuple[int, int, int, int]
+    alpha: np.ndarray
+    key_alpha: np.ndarray
+    points: dict
+    has_metal: bool
+    has_plastic: bool
+    side_px: int
+    bevel_px: float
+
+    @property
+    def nbytes(self) -> int:
+        arrs = [self.idx, self.cavity, self.plastic_w, self.top_ratio, self.alpha, self.key_alpha,
+                *(self.normals or ()), *(self.tex_xy or ())]
+        return int(sum(a.nbytes for a in arrs if a is not None)) + 512
+
+
+def _frozen(a):
+    if a is not None:
+        a.flags.writeable = False
+    return a
+
+
+def build_relief(rng: np.random.Generator, shape: Shape, *, length_px: float, angle_deg: float = 0.0,
+                 has_metal: bool = True, has_plastic: bool = False, normals: bool = True, side_p: float = 0.6,
+                 side_max: float | None = None, points: dict | None = None, metal_on_top: bool = False,
+                 bend_sigma: tuple[float, float, float, float] = (0.08, 0.08, 0.25, 0.25)) -> Relief:
+    """Rasterise ``shape`` and compute its 2.5D relief (geometry only).
 
     Args:
-        rng: the only randomness source (shading details drawn here).
+        rng: draws the side wall (probability ``side_p``, 0.6-2% of the length, capped at
+            ``side_max`` px) and the gentle bend of the plate.
         shape: canonical-frame drawing program (long axis along +x).
-        length_px: object length in px (scales bevels, scratches).
-        angle_deg: counter-clockwise rotation on screen, degrees.
-        light_dir: (3,) light direction, image coordinates (x right, y down, z toward camera).
-        env: optional uint8 (h, w, 3) RGB reflection environment (sphere map); None = synthetic room.
-        shading: False -> flat material colours (ablation).
-        metal / plastic: material dicts (:mod:`synth.keys.materials`); metal is what ``key_alpha`` covers.
-        side_p: probability of drawing a visible side wall.
-        points: named canonical points (e.g. ``{"hole": (x, y)}``) to map to output pixels.
-        side_max: cap on the side-wall offset in px (keeps small holes see-through).
+        length_px: object length in px (scales bevels, side walls).
+        angle_deg: counter-clockwise rotation on screen, degrees (0 for a cacheable canonical relief).
+        has_metal / has_plastic: which materials exist; metal is what ``key_alpha`` covers; without
+            metal every drawn part is plastic (non-key material).
+        normals: compute normals / cavity / texture coordinates (False: flat shading only).
+        points: named canonical points (e.g. ``{"hole": (x, y)}``) to map to cut-out pixels.
         metal_on_top: metal covers plastic where both are drawn (zipper teeth on tape, fob eyelet);
             default False: plastic covers metal (rubber key heads).
+        bend_sigma: std of the plate's (tilt_x, tilt_y, curve_x, curve_y) (``relief_normals``);
+            a real key is never perfectly flat.
 
-    Returns:
-        rgba, key_alpha (metal coverage not hidden by plastic; 0 when ``metal`` is None),
-        info dict with ``points`` (output pixel coords, lists) and ``shading`` parameters.
+    Raises:
+        ValueError: neither metal nor plastic, or nothing visible (``length_px`` too small).
     """
-    light = check_light(light_dir)
-    env_p = _env_planar(env) if env is not None else None
+    if not (has_metal or has_plastic):
+        raise ValueError("render_shape needs a metal or a plastic material")
     L = float(length_px)
     bevel = float(min(max(L * 0.0055, 0.7), 3.0))
     side_px = int(round(rng.uniform(0.006, 0.02) * L)) if rng.random() < side_p else 0
     if side_max is not None:
         side_px = max(0, min(side_px, int(side_max)))
     side_a = rng.uniform(0, 2 * math.pi)
+    bend = tuple(float(v) for v in rng.normal(0, bend_sigma))
     sdx, sdy = math.cos(side_a), math.sin(side_a)
     margin = int(math.ceil(bevel * 4)) + side_px + 2
     ras: Raster = rasterize(shape, angle_deg, margin)
     hgt, wid = ras.size
-    f = np.float32(1.0 / 255.0)
     maps = ras.maps
     cut = maps.get("cut")
     layers = {k: (cv2.subtract(v, cut) if cut is not None else v) for k, v in maps.items()
@@ -107,9 +154,7 @@ def render_shape(rng: np.random.Generator, shape: Shape, *, length_px: float, an
         if k in layers:
             m8 = layers[k] if m8 is None else cv2.max(m8, layers[k])
     p8 = layers.get("plastic")
-    if metal is None:  # whole object is non-key material
-        if plastic is None:
-            raise ValueError("render_shape needs a metal or a plastic material")
+    if not has_metal:  # whole object is non-key material
         p8 = m8 if p8 is None else (p8 if m8 is None else cv2.max(p8, m8))
         m8 = None
     if m8 is None:
@@ -130,29 +175,86 @@ def render_shape(rng: np.random.Generator, shape: Shape, *, length_px: float, an
         sk = cv2.dilate(key8, ker, borderType=cv2.BORDER_CONSTANT, borderValue=0)
         a8 = cv2.max(top8, sa)
         k8 = cv2.max(key8, cv2.subtract(sk, top8))
-    idx = np.flatnonzero(a8)
+    idx = np.flatnonzero(a8).astype(np.int32)
     if idx.size == 0:
         raise ValueError("rendered object is empty (length_px too small?)")
-    info: dict = {"side_px": side_px, "bevel_px": round(bevel, 3)}
-    base_m = np.asarray(metal["albedo"] if metal else (0.5, 0.5, 0.5), np.float32)
+    f = np.float32(1.0 / 255.0)
+    pw = p8.reshape(-1).take(idx).astype(np.float32) * f if p8 is not None and has_plastic else None
+    n = cavity = tex = None
+    if normals:
+        *n, cavity = relief_normals(layers, idx, bevel, bevel * 2.4, bend)
+        n = tuple(n)
+        if has_metal:
+            ys, xs = np.divmod(idx, wid)
+            tex = canonical_coords(ras.matrix, xs.astype(np.float32), ys.astype(np.float32))
+    ratio = None
+    if side_px > 0:
+        ratio = top8.reshape(-1).take(idx).astype(np.float32) / np.maximum(a8.reshape(-1).take(idx), 1)
+    rows, cols = np.flatnonzero(a8.any(1)), np.flatnonzero(a8.any(0))
+    y0, y1 = max(rows[0] - 2, 0), min(rows[-1] + 3, hgt)
+    x0, x1 = max(cols[0] - 2, 0), min(cols[-1] + 3, wid)
+    alpha = np.ascontiguousarray(a8[y0:y1, x0:x1])
+    key_alpha = np.minimum(k8[y0:y1, x0:x1], alpha)
+    pts = {}
+    for name, p in (points or {}).items():
+        q = ras.to_out(p)[0]
+        pts[name] = [round(float(q[0] - x0), 2), round(float(q[1] - y0), 2)]
+    for a in (idx, cavity, pw, ratio, alpha, key_alpha, *(n or ()), *(tex or ())):
+        _frozen(a)
+    return Relief(size=(hgt, wid), idx=idx, normals=n, cavity=cavity, tex_xy=tex, plastic_w=pw, top_ratio=ratio,
+                  crop=(int(y0), int(y1), int(x0), int(x1)), alpha=alpha, key_alpha=key_alpha, points=pts,
+                  has_metal=bool(has_metal), has_plastic=pw is not None, side_px=side_px, bevel_px=round(bevel, 3))
+
+
+def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, light_dir, env: np.ndarray | None,
+                 shading: bool, metal: dict | None, plastic: dict | None, scratch_axis_deg: float = 0.0,
+                 normal_rotation_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Light and colour a relief -> (rgba uint8 (h, w, 4) straight alpha, key_alpha uint8 (h, w), info).
+
+    Args:
+        rng: draws every appearance detail (texture placement, scratches, room, brightness).
+        relief: from :func:`build_relief` (not modified).
+        length_px: object length in px (scales scratches).
+        light_dir: (3,) light direction, image coordinates (x right, y down, z toward camera).
+        env: optional uint8 (h, w, 3) RGB reflection environment (sphere map); None = synthetic room.
+        shading: False -> flat material colours (ablation).
+        metal / plastic: material dicts (:mod:`synth.keys.materials`); required where the relief has
+            that material.
+        scratch_axis_deg: on-canvas direction of the brushing / scratches (the relief's rotation).
+        normal_rotation_deg: the on-screen rotation the caller will apply to the cut-out (CCW,
+            degrees); normals are rotated by it before lighting, so a canonical relief lit here
+            and then warped matches one rasterised at that angle.
+    """
+    if relief.has_metal and metal is None:
+        raise ValueError("this relief has metal: pass a metal material")
+    if relief.has_plastic and plastic is None:
+        raise ValueError("this relief has plastic: pass a plastic material")
+    light = check_light(light_dir)
+    L = float(length_px)
+    idx = relief.idx
+    hgt, wid = relief.size
+    f = np.float32(1.0 / 255.0)
+    base_m = np.asarray(metal["albedo"] if metal and relief.has_metal else (0.5, 0.5, 0.5), np.float32)
     base_p = np.asarray(plastic["albedo"] if plastic else (0.1, 0.1, 0.1), np.float32)
-    pw = p8.reshape(-1).take(idx).astype(np.float32) * f if p8 is not None else None
-    if not shading:
+    pw = relief.plastic_w
+    if not shading or relief.normals is None:
         col = np.empty((3, idx.size), np.float32)
-        col[:] = base_m[:, None]
-        if pw is not None:
+        col[:] = (base_m if relief.has_metal else base_p)[:, None]
+        if pw is not None and relief.has_metal:
             col[:, pw > 0.5] = base_p[:, None]
     else:
-        bend = tuple(float(v) for v in rng.normal(0, [0.08, 0.08, 0.25, 0.25]))
-        *n, cavity = relief_normals(layers, idx, bevel, bevel * 2.4, bend)
-        e = env_p if env_p is not None else _planar96(default_env(rng, light))
+        n = relief.normals
+        if normal_rotation_deg:
+            r = rotation_matrix(normal_rotation_deg)
+            nx, ny, nz = n
+            n = (nx * np.float32(r[0, 0]) + ny * np.float32(r[0, 1]),
+                 nx * np.float32(r[1, 0]) + ny * np.float32(r[1, 1]), nz)
+        e = _env_planar(env) if env is not None else _planar96(default_env(rng, light))
         centre = tuple(float(v) for v in rng.uniform(0.3, 0.7, 2))
         col = None
-        if metal is not None:
-            ys, xs = np.divmod(idx, wid)
-            xs, ys = xs.astype(np.float32), ys.astype(np.float32)
+        if relief.has_metal:
+            cx, cy = relief.tex_xy
             sb, bb = streak_bank(), blotch_bank()
-            cx, cy = canonical_coords(ras.matrix, xs, ys)
             st = lookup_texture(sb[int(rng.integers(len(sb)))], cx, cy, rng.uniform(0.7, 1.6),
                                 tuple(rng.uniform(0, 512, 2)))
             bl = lookup_texture(bb[int(rng.integers(len(bb)))], cx, cy, rng.uniform(0.8, 2.5),
@@ -166,33 +268,61 @@ def render_shape(rng: np.random.Generator, shape: Shape, *, length_px: float, an
                                 env_centre=centre, spec_map=spec_map)
             ns = int(round(metal.get("scratches", 0) * L / 100.0))
             if ns:
-                scr = _scratches(rng, ras.size, ns, L, angle_deg).reshape(-1)[idx].astype(np.float32) * (f * 0.3)
+                scr = _scratches(rng, relief.size, ns, L, scratch_axis_deg).reshape(-1)[idx].astype(np.float32) * (f * 0.3)
                 col += scr * (0.5 + 0.5 * base_m)[:, None]
-            if cavity is not None:  # grooves and dimples are shadowed
-                col *= np.exp(cavity * np.float32(-0.18 / bevel))
-        if pw is not None and plastic is not None:
+            if relief.cavity is not None:  # grooves and dimples are shadowed
+                col *= np.exp(relief.cavity * np.float32(-0.18 / relief.bevel_px))
+        if plastic is not None and (pw is not None or not relief.has_metal):
             pcol = shade_surface(n, base_p, light, e, diffuse=plastic["diffuse"], specular=plastic["specular"],
                                  shininess=plastic["shininess"], env_strength=plastic["env"], metallic=False,
                                  env_centre=centre)
             col = pcol if col is None else col + (pcol - col) * pw
         col *= np.float32(rng.uniform(0.85, 1.15))
-        if side_px > 0:  # darken the side wall (the part not covered by the top face)
-            t = top8.reshape(-1).take(idx).astype(np.float32) / np.maximum(a8.reshape(-1).take(idx), 1)
-            col *= 0.4 + 0.6 * t
+        if relief.top_ratio is not None:  # darken the side wall (the part not covered by the top face)
+            col *= 0.4 + 0.6 * relief.top_ratio
     # planar colour scattered into the box (contiguous per-channel writes), then cropped + interleaved
+    y0, y1, x0, x1 = relief.crop
     planes = np.zeros((3, hgt * wid), np.uint8)
     planes[:, idx] = np.minimum(np.maximum(col * 255.0 + 0.5, 0), 255).astype(np.uint8)
-    rows, cols = np.flatnonzero(a8.any(1)), np.flatnonzero(a8.any(0))
-    y0, y1 = max(rows[0] - 2, 0), min(rows[-1] + 3, hgt)
-    x0, x1 = max(cols[0] - 2, 0), min(cols[-1] + 3, wid)
     planes = planes.reshape(3, hgt, wid)[:, y0:y1, x0:x1]
     rgba = np.empty((y1 - y0, x1 - x0, 4), np.uint8)
     for ch in range(3):
         rgba[..., ch] = planes[ch]
-    rgba[..., 3] = a8[y0:y1, x0:x1]
-    pts = {}
-    for name, p in (points or {}).items():
-        q = ras.to_out(p)[0]
-        pts[name] = [round(float(q[0] - x0), 2), round(float(q[1] - y0), 2)]
-    info["points"] = pts
-    return rgba, np.ascontiguousarray(np.minimum(k8[y0:y1, x0:x1], rgba[..., 3])), info
+    rgba[..., 3] = relief.alpha
+    info = {"side_px": relief.side_px, "bevel_px": relief.bevel_px, "points": dict(relief.points)}
+    return rgba, np.array(relief.key_alpha), info
+
+
+def render_shape(rng: np.random.Generator, shape: Shape, *, length_px: float, angle_deg: float, light_dir,
+                 env: np.ndarray | None, shading: bool, metal: dict | None, plastic: dict | None,
+                 side_p: float = 0.6, points: dict | None = None, metal_on_top: bool = False,
+                 side_max: float | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Render a shape into (rgba uint8 (H, W, 4) straight alpha, key_alpha uint8 (H, W), info):
+    :func:`build_relief` at ``angle_deg`` then :func:`shade_relief`, on one rng (every object fresh).
+
+    Args:
+        rng: the only randomness source.
+        shape: canonical-frame drawing program (long axis along +x).
+        length_px: object length in px (scales bevels, scratches).
+        angle_deg: counter-clockwise rotation on screen, degrees.
+        light_dir: (3,) light direction, image coordinates (x right, y down, z toward camera).
+        env: optional uint8 (h, w, 3) RGB reflection environment (sphere map); None = synthetic room.
+        shading: False -> flat material colours (ablation).
+        metal / plastic: material dicts (:mod:`synth.keys.materials`); metal is what ``key_alpha`` covers.
+        side_p: probability of drawing a visible side wall.
+        points: named canonical points (e.g. ``{"hole": (x, y)}``) to map to output pixels.
+        side_max: cap on the side-wall offset in px (keeps small holes see-through).
+        metal_on_top: see :func:`build_relief`.
+
+    Returns:
+        rgba, key_alpha (metal coverage not hidden by plastic; 0 when ``metal`` is None),
+        info dict with ``points`` (output pixel coords, lists), ``side_px`` and ``bevel_px``.
+    """
+    check_light(light_dir)
+    if env is not None:
+        _env_planar(env)
+    relief = build_relief(rng, shape, length_px=length_px, angle_deg=angle_deg, has_metal=metal is not None,
+                          has_plastic=plastic is not None, normals=bool(shading), side_p=side_p, side_max=side_max,
+                          points=points, metal_on_top=metal_on_top)
+    return shade_relief(rng, relief, length_px=length_px, light_dir=light_dir, env=env, shading=shading, metal=metal,
+                        plastic=plastic, scratch_axis_deg=angle_deg)

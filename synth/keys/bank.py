@@ -1,0 +1,123 @@
+"""Asset bank: cached object geometry, re-lit per sample (the renderer's main speed lever).
+
+Rasterising a procedural object and computing its height map and normals costs ~1-2 ms; lighting
+and colouring it costs a fraction of that. With an asset bank a scene does not build every key or
+distractor afresh: it draws an asset id in ``[0, bank_size)`` and takes that object's geometry
+(:class:`synth.keys.render.Relief`, canonical orientation, at a size bucket) from a per-process
+LRU cache, then samples material, texture placement, scratches, light, environment, rotation,
+scale and perspective for this sample only. Like a fixed asset set in Kubric or the cut-out pool
+of Cut, Paste and Learn, but procedural and refreshed: the bank's seed changes every
+``refresh`` samples, so a long run keeps seeing new shapes.
+
+Determinism: an asset's geometry is a pure function of ``(bank seed, family, asset id, size
+bucket)`` (its own ``SeedSequence``), and the asset id comes from the sample's rng. The cache only
+decides whether that function is evaluated or looked up, so a sample's bytes never depend on the
+cache, the worker or the order of samples.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import zlib
+from collections import OrderedDict
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["AssetCache", "ASSET_CACHE", "size_bucket", "asset_rng", "canonical_affine", "BUCKETS_PER_OCTAVE"]
+
+BUCKETS_PER_OCTAVE = 2  # size buckets 2**(1/2) apart: a cached asset is shrunk by at most 1/sqrt(2)
+
+
+def size_bucket(length_px: float, min_px: float = 8.0) -> tuple[int, float]:
+    """``(k, Lb)``: the smallest bucket length ``Lb = min_px * 2**(k / BUCKETS_PER_OCTAVE) >= length_px``
+    (px). The asset is built at ``Lb`` and shrunk to ``length_px`` by the caller's warp."""
+    L = max(float(length_px), float(min_px))
+    k = int(math.ceil(BUCKETS_PER_OCTAVE * math.log2(L / min_px) - 1e-9))
+    return k, float(min_px * 2.0 ** (k / BUCKETS_PER_OCTAVE))
+
+
+def asset_rng(bank_seed: int, *tags: int | str) -> np.random.Generator:
+    """The geometry rng of one asset: ``SeedSequence([bank_seed, *tags])`` (strings as crc32)."""
+    words = [int(bank_seed) & (2**63 - 1)] + [zlib.crc32(t.encode()) if isinstance(t, str) else int(t) for t in tags]
+    return np.random.default_rng(np.random.SeedSequence(words))
+
+
+def canonical_affine(hw: tuple[int, int], angle_deg: float, scale: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """2x3 affine that rotates (CCW on screen, degrees; ``geometry.rotation_matrix``) and scales an
+    (h, w) canonical cut-out into a tight box, and that box's (h, w). Pixel centres map to pixel
+    centres (OpenCV convention). Plain floats: this runs once per object."""
+    h, w = hw
+    a = math.radians(angle_deg)
+    c, s = math.cos(a) * scale, math.sin(a) * scale
+    # pixel-edge corners (-0.5 .. n - 0.5) mapped by [[c, s], [-s, c]]
+    xs = [c * x + s * y for x in (-0.5, w - 0.5) for y in (-0.5, h - 0.5)]
+    ys = [-s * x + c * y for x in (-0.5, w - 0.5) for y in (-0.5, h - 0.5)]
+    lo_x, lo_y = min(xs), min(ys)
+    out_w = int(math.ceil(max(xs) - lo_x)) + 1
+    out_h = int(math.ceil(max(ys) - lo_y)) + 1
+    return np.array([[c, s, -lo_x - 0.5], [-s, c, -lo_y - 0.5]]), (out_h, out_w)
+
+
+class AssetCache:
+    """Thread-safe LRU of built assets with a byte budget (``budget_mib``; 0 = keep nothing).
+
+    ``get(key, build)`` returns ``build()``'s value, computing it only when ``key`` is not cached;
+    values must expose ``nbytes`` (or be a tuple whose first item does) and must not be mutated.
+    ``hits`` / ``misses`` count lookups (for benchmarks).
+    """
+
+    def __init__(self, budget_mib: float = 256.0) -> None:
+        self.budget = int(budget_mib * 2**20)
+        self._d: OrderedDict = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def set_budget(self, budget_mib: float) -> None:
+        with self._lock:
+            self.budget = int(budget_mib * 2**20)
+            self._evict()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+            self._bytes = 0
+            self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def _evict(self) -> None:
+        while self._bytes > self.budget and self._d:
+            _, (_, nb) = self._d.popitem(last=False)
+            self._bytes -= nb
+
+    def get(self, key, build: Callable[[], object]):
+        with self._lock:
+            hit = self._d.get(key)
+            if hit is not None:
+                self._d.move_to_end(key)
+                self.hits += 1
+                return hit[0]
+            self.misses += 1
+        value = build()  # outside the lock: another thread may build the same pure value meanwhile
+        first = value[0] if isinstance(value, tuple) else value
+        nb = int(getattr(first, "nbytes", 0)) + 256
+        if nb <= self.budget:
+            with self._lock:
+                if key not in self._d:
+                    self._d[key] = (value, nb)
+                    self._bytes += nb
+                    self._evict()
+        return value
+
+
+#: The per-process cache used by ``ProceduralKeys`` and ``render_distractor`` (budget set from
+#: ``SynthConfig.asset_cache_mib`` by the renderer).
+ASSET_CACHE = AssetCache()

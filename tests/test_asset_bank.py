@@ -1,0 +1,153 @@
+"""Asset bank: cached geometry re-lit per sample; bytes never depend on the cache."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from synth import SampleRenderer, SynthConfig
+from synth.distractors import DISTRACTOR_KINDS, render_distractor_asset
+from synth.keys import ProceduralKeys
+from synth.keys.bank import ASSET_CACHE, AssetCache, canonical_affine, size_bucket
+from synth.keys.geometry import Shape, rounded_rect_pts
+from synth.keys.materials import sample_material
+from synth.keys.render import build_relief, shade_relief
+
+LIGHT = (0.6, -0.3, 0.74)
+
+
+def test_size_bucket_covers_and_is_monotone():
+    prev = -1
+    for L in np.geomspace(8, 900, 200):
+        k, Lb = size_bucket(L)
+        assert Lb >= L - 1e-9 and Lb < L * math.sqrt(2) + 1e-6
+        assert k >= prev
+        prev = k
+
+
+def test_canonical_affine_box_contains_rotated_corners():
+    for ang in (0, 30, 90, 137, 250):
+        A, (h, w) = canonical_affine((20, 60), ang, 0.8)
+        pts = np.array([[0, 0, 1], [59, 0, 1], [59, 19, 1], [0, 19, 1]], float) @ A.T
+        assert (pts >= -0.5).all() and (pts[:, 0] <= w - 0.5).all() and (pts[:, 1] <= h - 0.5).all()
+
+
+def test_cache_lru_budget_and_counts():
+    c = AssetCache(budget_mib=1)
+    big = np.zeros(400_000, np.uint8)
+    for i in range(5):
+        assert c.get(i, lambda: (big, i))[1] == i
+    assert c.nbytes <= 2**20 and len(c) == 2  # LRU keeps what fits
+    assert c.get(4, lambda: pytest.fail("should be cached"))[1] == 4
+    assert c.hits == 1 and c.misses == 5
+    c.set_budget(0)
+    assert len(c) == 0
+
+
+def _scene_bytes(r, i):
+    s = r.render(i, 3)
+    return s["image"].tobytes() + s["mask"].tobytes()
+
+
+def test_sample_bytes_do_not_depend_on_cache_state():
+    cfg = SynthConfig(size=96, asset_bank_size=4, distractor_bank_size=2, n_distractors_range=(2, 4))
+    r = SampleRenderer(cfg, backgrounds=_flat_bg())
+    ASSET_CACHE.clear()
+    cold = [_scene_bytes(r, i) for i in (5, 6)]
+    assert ASSET_CACHE.misses > 0
+    for i in range(20):  # fill and reuse the cache
+        r.render(100 + i, 3)
+    assert ASSET_CACHE.hits > 0
+    assert [_scene_bytes(r, i) for i in (5, 6)] == cold
+    ASSET_CACHE.set_budget(0)  # nothing cached at all
+    try:
+        assert [_scene_bytes(r, i) for i in (5, 6)] == cold
+    finally:
+        ASSET_CACHE.set_budget(cfg.asset_cache_mib)
+
+
+def test_bank_generations_and_meta():
+    cfg = SynthConfig(size=96, asset_bank_size=2, asset_bank_refresh=10, empty_prob=0.0)
+    r = SampleRenderer(cfg, backgrounds=_flat_bg())
+    seeds = {}
+    for i in (0, 9, 10, 25):
+        m = r.render(i, 3)["meta"]
+        assert m["keys"], "empty_prob=0 renders keys"
+        seeds[i] = {k["asset"]["bank_seed"] for k in m["keys"]}
+        assert all(0 <= k["asset"]["id"] < 2 for k in m["keys"])
+    assert seeds[0] == seeds[9] and seeds[0] != seeds[10] and seeds[10] != seeds[25]
+    off = SampleRenderer(cfg.replace(asset_bank_size=0, distractor_bank_size=0), backgrounds=_flat_bg())
+    assert all("asset" not in k for k in off.render(0, 3)["meta"]["keys"])
+
+
+def test_same_asset_id_same_shape_other_appearance():
+    pk = ProceduralKeys()
+    a = pk.sample_asset(np.random.default_rng(1), length_px=100, angle_deg=0, light_dir=LIGHT, bank_seed=7, bank_size=1)
+    b = pk.sample_asset(np.random.default_rng(2), length_px=100, angle_deg=0, light_dir=LIGHT, bank_seed=7, bank_size=1)
+    assert a[2]["asset"] == b[2]["asset"] and a[2]["params"] == b[2]["params"]
+    assert np.array_equal(a[0][..., 3], b[0][..., 3]) and np.array_equal(a[1], b[1])  # same geometry
+    assert not np.array_equal(a[0][..., :3], b[0][..., :3])  # re-lit / re-coloured
+    c = pk.sample_asset(np.random.default_rng(1), length_px=100, angle_deg=0, light_dir=LIGHT, bank_seed=8, bank_size=1)
+    assert c[2]["params"] != a[2]["params"] or not np.array_equal(c[0][..., 3], a[0][..., 3])
+
+
+@pytest.mark.parametrize("kind", sorted(DISTRACTOR_KINDS))
+def test_distractor_assets_render(kind):
+    rgba, meta, A, (h, w) = render_distractor_asset(np.random.default_rng(0), kind, size_px=60, angle_deg=33,
+                                                    light_dir=LIGHT, bank_seed=1, bank_size=3)
+    assert rgba.dtype == np.uint8 and rgba.shape[2] == 4 and (rgba[..., 3] > 0).any()
+    assert A.shape == (2, 3) and h > 0 and w > 0 and meta["kind"] == kind and "asset" in meta
+
+
+def _plate() -> Shape:
+    s = Shape()  # a round bar (cylinder relief): its normals sweep across the width
+    s.poly("cyl", rounded_rect_pts(60, 0, 60, 16, 6))
+    return s
+
+
+@pytest.mark.parametrize("angle", [40.0, 135.0, 250.0])
+def test_relit_canonical_relief_matches_direct_render(angle):
+    """A canonical relief lit with ``normal_rotation_deg`` and warped by the rotation looks like the
+    relief rasterised at that angle: the light stays consistent with the on-screen orientation."""
+    metal = sample_material(np.random.default_rng(0), "nickel")
+    metal["scratches"] = 0.0
+
+    def lit(relief, rot):
+        return shade_relief(np.random.default_rng(5), relief, length_px=120, light_dir=LIGHT, env=None,
+                            shading=True, metal=metal, plastic=None, normal_rotation_deg=rot)[0]
+
+    flat = (0.0, 0.0, 0.0, 0.0)  # no random bend: it is drawn in canvas axes, which differ
+    direct = lit(build_relief(np.random.default_rng(3), _plate(), length_px=120, angle_deg=angle, side_p=0,
+                              bend_sigma=flat), 0.0)
+    canon = build_relief(np.random.default_rng(3), _plate(), length_px=120, angle_deg=0.0, side_p=0, bend_sigma=flat)
+
+    def placed(rot):
+        rgba = lit(canon, rot)
+        A, (h, w) = canonical_affine(rgba.shape[:2], angle, 1.0)
+        return cv2.warpAffine(rgba, A, (w, h), flags=cv2.INTER_LINEAR)
+
+    def interior_err(img):
+        # align the two boxes on their alpha centroids, compare fully covered interior pixels
+        def cen(a):
+            ys, xs = np.nonzero(a[..., 3] > 127)
+            return int(round(ys.mean())), int(round(xs.mean()))
+        (cy0, cx0), (cy1, cx1) = cen(direct), cen(img)
+        r = 14
+        a = direct[cy0 - r:cy0 + r, cx0 - r:cx0 + r].astype(float)
+        b = img[cy1 - r:cy1 + r, cx1 - r:cx1 + r].astype(float)
+        m = (a[..., 3] == 255) & (b[..., 3] == 255)
+        return np.abs(a[..., :3] - b[..., :3])[m].mean()
+
+    good, wrong = interior_err(placed(angle)), interior_err(placed(0.0))
+    assert good < 6.0, good
+    assert wrong > 2 * good, (good, wrong)
+
+
+def _flat_bg():
+    class Flat:
+        def sample(self, rng, size):
+            return np.full((*size, 3), 120, np.uint8), {"source": "flat"}
+    return Flat()
