@@ -122,5 +122,17 @@ class MixedBackgrounds:
         meta["mixed_index"] = i
         return img, meta
 
+    def sample_banked(self, rng: np.random.Generator, size: tuple[int, int], **bank) -> tuple[np.ndarray, dict]:
+        """As :meth:`sample`, delegating to the chosen source's ``sample_banked(rng, size, **bank)``
+        where it has one (procedural textures), else to its ``sample``."""
+        cdf = np.cumsum(np.asarray(self.weights, np.float64))
+        cdf /= cdf[-1]
+        i = int(cdf.searchsorted(rng.random(), side="right"))
+        src = self.sources[i]
+        img, meta = src.sample_banked(rng, size, **bank) if hasattr(src, "sample_banked") else src.sample(rng, size)
+        meta = dict(meta)
+        meta["mixed_index"] = i
+        return img, meta
+
     def __repr__(self) -> str:
         return f"MixedBackgrounds({list(zip(self.sources, self.weights))!r})"

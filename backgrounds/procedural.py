@@ -14,8 +14,14 @@ import cv2
 import numpy as np
 
 from .base import check_size
+from .cache import LRUCache
 
-__all__ = ["ProceduralBackgrounds", "PROCEDURAL_KINDS", "fractal_noise"]
+__all__ = ["ProceduralBackgrounds", "PROCEDURAL_KINDS", "fractal_noise", "TEXTURE_CACHE"]
+
+#: Per-process cache of banked textures (``ProceduralBackgrounds.sample_banked``).
+TEXTURE_CACHE = LRUCache(128)
+
+_DIHEDRAL = ("none", "flip_x", "flip_y", "rot180", "transpose", "rot90", "rot270", "transverse")
 
 
 def fractal_noise(rng: np.random.Generator, size: tuple[int, int], base_cells: float = 4.0,
@@ -246,6 +252,40 @@ class ProceduralBackgrounds:
         if (wh, ww) != (H, W):
             img = cv2.resize(img, (W, H), interpolation=cv2.INTER_LINEAR)
         return img, {"source": "procedural", "kind": kind, "work_hw": [wh, ww], **meta}
+
+    def sample_banked(self, rng: np.random.Generator, size: tuple[int, int], *, bank_seed: int,
+                      bank_size: int) -> tuple[np.ndarray, dict]:
+        """A texture from a bank of ``bank_size`` per ``bank_seed`` (the renderer's asset-bank
+        generation), seen under one of the 8 flips / 90-degree turns (4 flips when H != W) and a
+        per-channel gain in [0.85, 1.15]: ~0.1 ms instead of ~1-2 ms per sample.
+
+        The texture of id ``i`` is ``sample(SeedSequence([bank_seed, i, H, W]), size)``, a pure
+        function kept in ``TEXTURE_CACHE``; ``i``, the orientation and the gains come from ``rng``,
+        so the output never depends on the cache. Raises ValueError if ``bank_size < 1``.
+        """
+        H, W = check_size(size)
+        if int(bank_size) < 1:
+            raise ValueError(f"bank_size must be >= 1, got {bank_size!r}")
+        tid = int(rng.integers(int(bank_size)))
+        orient = int(rng.integers(8 if H == W else 4))
+        gains = rng.uniform(0.85, 1.15, 3)
+
+        def build():
+            g = np.random.default_rng(np.random.SeedSequence([int(bank_seed) & (2**63 - 1), tid, H, W]))
+            img, meta = self.sample(g, (H, W))
+            img.flags.writeable = False
+            return img, meta
+
+        img, meta = TEXTURE_CACHE.get(("procedural", self.kinds, self.max_work_px, int(bank_seed), tid, H, W), build)
+        if orient in (1, 2, 3):
+            img = cv2.flip(img, {1: 1, 2: 0, 3: -1}[orient])
+        elif orient >= 4:
+            img = cv2.transpose(img)
+            if orient > 4:
+                img = cv2.flip(img, {5: 1, 6: 0, 7: -1}[orient])
+        out = cv2.multiply(img, (*(float(v) for v in gains), 0.0), dtype=cv2.CV_8U)
+        return out, {**meta, "bank": {"bank_seed": int(bank_seed), "id": tid, "orientation": _DIHEDRAL[orient],
+                                      "gains": [round(float(v), 4) for v in gains]}}
 
     def __repr__(self) -> str:
         return f"ProceduralBackgrounds({self.kinds!r})"

@@ -89,7 +89,9 @@ def bench_throughput(size: int, workers: int, seconds: float, write: bool, warm:
 def bench_effects(size: int, reps: int = 30) -> dict:
     from synth import SynthConfig
     from synth.effects import EFFECTS
+    from synth.scene import tune_allocator
 
+    tune_allocator()  # as in every renderer process
     rng = np.random.default_rng(0)
     img8 = cv2.resize(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (size, size))
     imgf = img8.astype(np.float32)
@@ -97,7 +99,9 @@ def bench_effects(size: int, reps: int = 30) -> dict:
     for name, cls in EFFECTS.items():
         eff = cls.from_config(SynthConfig())
         params = [eff.sample_params(np.random.default_rng(i), img8.shape) for i in range(reps)]
-        src = img8 if name in ("color", "jpeg", "imgaug_camera") else imgf
+        # as in the camera chain: effects with a gain map (vignette, lighting) act on the float
+        # composite (and are fused into one pass there); everything else runs on uint8
+        src = imgf if hasattr(cls, "gain") else img8
         cls.apply(src, **params[0])  # lazy imports / banks
         t0 = time.process_time()
         for p in params:

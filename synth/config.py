@@ -31,6 +31,7 @@ class SynthConfig:
     # ---- asset bank (synth.keys.bank): cached key / distractor geometry, re-lit per sample
     asset_bank_size: int = 64             # key shapes per size bucket; 0 = build every object afresh
     distractor_bank_size: int = 8         # shapes per distractor kind and size bucket (0 = afresh)
+    background_bank_size: int = 64        # procedural background textures per generation (0 = afresh)
     asset_bank_refresh: int = 20000       # samples per bank generation (new shapes after that many indices)
     asset_cache_mib: int = 256            # per-process LRU budget for cached geometry, MiB
     # ---- scene layout
@@ -114,7 +115,7 @@ class SynthConfig:
             raise ValueError(f"SynthConfig.n_keys_range must start at >= 1 (use empty_prob for empty samples), got {self.n_keys_range!r}")
         if self.key_length_range[0] <= 0:
             raise ValueError(f"SynthConfig.key_length_range must be > 0, got {self.key_length_range!r}")
-        for name in ("asset_bank_size", "distractor_bank_size", "asset_cache_mib"):
+        for name in ("asset_bank_size", "distractor_bank_size", "background_bank_size", "asset_cache_mib"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"SynthConfig.{name} must be an int >= 0, got {v!r}")

@@ -20,7 +20,7 @@ from .meta import jsonable
 from .keys.geometry import Shape, ellipse_pts, rect_pts, rounded_rect_pts
 from .keys.bank import ASSET_CACHE, asset_rng, canonical_affine, size_bucket
 from .keys.materials import sample_material, sample_plastic
-from .keys.render import build_relief, render_shape, shade_relief
+from .keys.render import build_relief, render_shape, shade_relief, surface_detail
 
 __all__ = ["DISTRACTOR_KINDS", "render_distractor", "render_distractor_asset"]
 
@@ -276,13 +276,13 @@ def render_distractor_asset(rng: np.random.Generator, kind: str, *, size_px: flo
         relief = build_relief(g, shape, length_px=Sb, angle_deg=0.0, has_metal="metal" in mats,
                               has_plastic="plastic" in mats, normals=shading, side_p=0.5,
                               metal_on_top=kind in _METAL_ON_TOP)
-        return relief, jsonable(params), families
+        return relief, surface_detail(g, relief, length_px=Sb), jsonable(params), families
 
-    relief, params, families = ASSET_CACHE.get(("distractor", kind, shading, int(bank_seed), aid, k), build)
+    relief, detail, params, families = ASSET_CACHE.get(("distractor", kind, shading, int(bank_seed), aid, k), build)
     metal = sample_material(rng, str(families[int(rng.integers(len(families)))])) if relief.has_metal else None
     plastic = sample_plastic(rng, dark_p=0.35) if relief.has_plastic else None
     rgba, _, info = shade_relief(rng, relief, length_px=Sb, light_dir=light_dir, env=env, shading=shading,
-                                 metal=metal, plastic=plastic, normal_rotation_deg=float(angle_deg))
+                                 metal=metal, plastic=plastic, normal_rotation_deg=float(angle_deg), detail=detail)
     affine, out_hw = canonical_affine(rgba.shape[:2], float(angle_deg), S / Sb)
     meta = {"kind": kind, "params": params, "material": jsonable(metal), "plastic": jsonable(plastic),
             "size_px": round(S, 3), "angle_deg": round(float(angle_deg), 3),

@@ -213,12 +213,17 @@ class SampleRenderer:
         seed = sample_seed(run_seed, index)
         S = c.size
         bank_seed = None
-        if c.asset_bank_size > 0 or c.distractor_bank_size > 0:
+        if c.asset_bank_size > 0 or c.distractor_bank_size > 0 or c.background_bank_size > 0:
             bank_seed = asset_bank_seed(run_seed, index // c.asset_bank_refresh)
             if ASSET_CACHE.budget != c.asset_cache_mib << 20:
                 ASSET_CACHE.set_budget(c.asset_cache_mib)
         r_lay = child_rng(seed, "layout")
-        bg, bg_meta = self.backgrounds.sample(child_rng(seed, "background"), (S, S))
+        bsrc = self.backgrounds
+        if bank_seed is not None and c.background_bank_size > 0 and hasattr(bsrc, "sample_banked"):
+            bg, bg_meta = bsrc.sample_banked(child_rng(seed, "background"), (S, S), bank_seed=bank_seed,
+                                             bank_size=c.background_bank_size)
+        else:
+            bg, bg_meta = bsrc.sample(child_rng(seed, "background"), (S, S))
         if bg.shape != (S, S, 3) or bg.dtype != np.uint8:
             raise ValueError(f"background source {self.backgrounds!r} returned {bg.dtype} {bg.shape}, expected uint8 {(S, S, 3)}")
         r_light = child_rng(seed, "light")

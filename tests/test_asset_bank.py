@@ -11,7 +11,8 @@ import pytest
 from synth import SampleRenderer, SynthConfig
 from synth.distractors import DISTRACTOR_KINDS, render_distractor_asset
 from synth.keys import ProceduralKeys
-from synth.keys.bank import ASSET_CACHE, AssetCache, canonical_affine, size_bucket
+from backgrounds.cache import LRUCache
+from synth.keys.bank import ASSET_CACHE, canonical_affine, size_bucket
 from synth.keys.geometry import Shape, rounded_rect_pts
 from synth.keys.materials import sample_material
 from synth.keys.render import build_relief, shade_relief
@@ -36,7 +37,7 @@ def test_canonical_affine_box_contains_rotated_corners():
 
 
 def test_cache_lru_budget_and_counts():
-    c = AssetCache(budget_mib=1)
+    c = LRUCache(budget_mib=1)
     big = np.zeros(400_000, np.uint8)
     for i in range(5):
         assert c.get(i, lambda: (big, i))[1] == i
@@ -151,3 +152,29 @@ def _flat_bg():
         def sample(self, rng, size):
             return np.full((*size, 3), 120, np.uint8), {"source": "flat"}
     return Flat()
+
+
+def test_banked_procedural_backgrounds_pure_and_varied():
+    from backgrounds import ProceduralBackgrounds, default_backgrounds
+    from backgrounds.procedural import TEXTURE_CACHE
+
+    src = ProceduralBackgrounds()
+    TEXTURE_CACHE.clear()
+    draw = lambda s: src.sample_banked(np.random.default_rng(s), (48, 48), bank_seed=9, bank_size=2)  # noqa: E731
+    cold = [draw(s)[0].tobytes() for s in range(6)]
+    assert TEXTURE_CACHE.misses <= 2 and TEXTURE_CACHE.hits >= 4
+    assert [draw(s)[0].tobytes() for s in range(6)] == cold
+    TEXTURE_CACHE.set_budget(0)
+    try:
+        assert [draw(s)[0].tobytes() for s in range(6)] == cold
+    finally:
+        TEXTURE_CACHE.set_budget(128)
+    assert len(set(cold)) == 6  # 2 textures, but orientation + gains differ per sample
+    img, meta = draw(0)
+    assert img.shape == (48, 48, 3) and img.dtype == np.uint8 and meta["bank"]["id"] in (0, 1)
+    img, meta = src.sample_banked(np.random.default_rng(0), (40, 64), bank_seed=9, bank_size=2)
+    assert img.shape == (40, 64, 3)  # non-square: flips only
+    img, meta = default_backgrounds().sample_banked(np.random.default_rng(3), (32, 32), bank_seed=1, bank_size=4)
+    assert img.shape == (32, 32, 3) and "mixed_index" in meta
+    with pytest.raises(ValueError, match="bank_size"):
+        src.sample_banked(np.random.default_rng(0), (32, 32), bank_seed=1, bank_size=0)

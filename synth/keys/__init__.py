@@ -17,7 +17,7 @@ from ..meta import jsonable
 from .bank import ASSET_CACHE, asset_rng, canonical_affine, size_bucket
 from .kinds import KEY_BUILDERS
 from .materials import MATERIALS, check_names, sample_material, sample_plastic
-from .render import build_relief, render_shape, shade_relief
+from .render import build_relief, render_shape, shade_relief, surface_detail
 
 __all__ = ["ProceduralKeys", "KEY_KINDS", "MATERIALS", "KIND_MATERIAL_WEIGHTS"]
 
@@ -118,10 +118,12 @@ class ProceduralKeys:
         """Render one key from the asset bank: geometry cached, appearance sampled here.
 
         The asset id is drawn from ``rng`` in ``[0, bank_size)``; its kind, shape parameters, side
-        wall and bend come from ``asset_rng(bank_seed, "key", id, bucket)`` at the size bucket
-        ``Lb >= length_px`` (``size_bucket``), so equal ids give equal shapes. Material, plastic
-        colour, textures, scratches and brightness are drawn from ``rng``; normals are rotated by
-        ``angle_deg`` so that the light agrees with the on-screen orientation.
+        wall, bend and surface marks (brushing, tarnish pattern, scratches) come from
+        ``asset_rng(bank_seed, "key", id, bucket)`` at the size bucket ``Lb >= length_px``
+        (``size_bucket``), so equal ids give equal objects. Material (colour, shininess, how
+        strongly the marks show), plastic colour, environment placement and brightness are drawn
+        from ``rng``; normals are rotated by ``angle_deg`` so that the light agrees with the
+        on-screen orientation.
 
         Returns:
             rgba: uint8 (h, w, 4) straight alpha, CANONICAL orientation (long axis along +x), at Lb.
@@ -147,14 +149,14 @@ class ProceduralKeys:
             shape, params, points, has_plastic = KEY_KINDS[kind](g, Lb)
             relief = build_relief(g, shape, length_px=Lb, angle_deg=0.0, has_metal=True, has_plastic=has_plastic,
                                   normals=shading, points=points, side_max=0.5 * params.get("hole_r", 1e9))
-            return relief, kind, jsonable(params)
+            return relief, surface_detail(g, relief, length_px=Lb), kind, jsonable(params)
 
-        relief, kind, params = ASSET_CACHE.get(("key", self.kinds, shading, int(bank_seed), aid, k), build)
+        relief, detail, kind, params = ASSET_CACHE.get(("key", self.kinds, shading, int(bank_seed), aid, k), build)
         mat_name = self._material_name(rng, kind)
         metal = sample_material(rng, mat_name)
         plastic = sample_plastic(rng, dark_p=0.75 if kind == "car" else 0.45) if relief.has_plastic else None
         rgba, key_alpha, info = shade_relief(rng, relief, length_px=Lb, light_dir=light_dir, env=env, shading=shading,
-                                             metal=metal, plastic=plastic, normal_rotation_deg=a)
+                                             metal=metal, plastic=plastic, normal_rotation_deg=a, detail=detail)
         affine, out_hw = canonical_affine(rgba.shape[:2], a, L / Lb)
         meta = {"kind": kind, "material": jsonable(metal), "params": params, "plastic": jsonable(plastic),
                 "length_px": round(L, 3), "angle_deg": round(a, 3), "hole_xy": info["points"].get("hole"),

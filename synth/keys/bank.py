@@ -18,14 +18,13 @@ cache, the worker or the order of samples.
 from __future__ import annotations
 
 import math
-import threading
 import zlib
-from collections import OrderedDict
-from typing import Callable
 
 import numpy as np
 
-__all__ = ["AssetCache", "ASSET_CACHE", "size_bucket", "asset_rng", "canonical_affine", "BUCKETS_PER_OCTAVE"]
+from backgrounds.cache import LRUCache
+
+__all__ = ["ASSET_CACHE", "size_bucket", "asset_rng", "canonical_affine", "BUCKETS_PER_OCTAVE"]
 
 BUCKETS_PER_OCTAVE = 2  # size buckets 2**(1/2) apart: a cached asset is shrunk by at most 1/sqrt(2)
 
@@ -60,64 +59,6 @@ def canonical_affine(hw: tuple[int, int], angle_deg: float, scale: float) -> tup
     return np.array([[c, s, -lo_x - 0.5], [-s, c, -lo_y - 0.5]]), (out_h, out_w)
 
 
-class AssetCache:
-    """Thread-safe LRU of built assets with a byte budget (``budget_mib``; 0 = keep nothing).
-
-    ``get(key, build)`` returns ``build()``'s value, computing it only when ``key`` is not cached;
-    values must expose ``nbytes`` (or be a tuple whose first item does) and must not be mutated.
-    ``hits`` / ``misses`` count lookups (for benchmarks).
-    """
-
-    def __init__(self, budget_mib: float = 256.0) -> None:
-        self.budget = int(budget_mib * 2**20)
-        self._d: OrderedDict = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
-
-    def set_budget(self, budget_mib: float) -> None:
-        with self._lock:
-            self.budget = int(budget_mib * 2**20)
-            self._evict()
-
-    def clear(self) -> None:
-        with self._lock:
-            self._d.clear()
-            self._bytes = 0
-            self.hits = self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._d)
-
-    @property
-    def nbytes(self) -> int:
-        return self._bytes
-
-    def _evict(self) -> None:
-        while self._bytes > self.budget and self._d:
-            _, (_, nb) = self._d.popitem(last=False)
-            self._bytes -= nb
-
-    def get(self, key, build: Callable[[], object]):
-        with self._lock:
-            hit = self._d.get(key)
-            if hit is not None:
-                self._d.move_to_end(key)
-                self.hits += 1
-                return hit[0]
-            self.misses += 1
-        value = build()  # outside the lock: another thread may build the same pure value meanwhile
-        first = value[0] if isinstance(value, tuple) else value
-        nb = int(getattr(first, "nbytes", 0)) + 256
-        if nb <= self.budget:
-            with self._lock:
-                if key not in self._d:
-                    self._d[key] = (value, nb)
-                    self._bytes += nb
-                    self._evict()
-        return value
-
-
 #: The per-process cache used by ``ProceduralKeys`` and ``render_distractor`` (budget set from
 #: ``SynthConfig.asset_cache_mib`` by the renderer).
-ASSET_CACHE = AssetCache()
+ASSET_CACHE = LRUCache(256)

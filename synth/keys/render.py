@@ -27,7 +27,7 @@ from .geometry import Raster, Shape, rasterize, rotation_matrix
 from .shading import (blotch_bank, canonical_coords, check_env, check_light, default_env, lookup_texture,
                       relief_normals, shade_surface, streak_bank)
 
-__all__ = ["Relief", "build_relief", "shade_relief", "render_shape"]
+__all__ = ["Relief", "SurfaceDetail", "build_relief", "surface_detail", "shade_relief", "render_shape"]
 
 
 def _scratches(rng: np.random.Generator, size: tuple[int, int], n: int, length: float, axis_deg: float) -> np.ndarray:
@@ -206,9 +206,49 @@ def build_relief(rng: np.random.Generator, shape: Shape, *, length_px: float, an
                   has_metal=bool(has_metal), has_plastic=pw is not None, side_px=side_px, bevel_px=round(bevel, 3))
 
 
+@dataclass(frozen=True)
+class SurfaceDetail:
+    """Per-pixel surface marks of one object (in ``Relief.idx`` order, float32 (N,), read-only):
+    ``streak`` brushed-metal texture and ``blotch`` tarnish texture (zero-mean, unit std; scaled by
+    the material's ``streak`` / ``wear``), ``scratches`` 0..1 coverage drawn at
+    ``SCRATCH_DENSITY`` lines per 100 px (scaled by the material's ``scratches`` / density), or
+    None. Cached with an asset: brushing, tarnish and scratches belong to the object, not to the
+    light."""
+
+    streak: np.ndarray
+    blotch: np.ndarray
+    scratches: np.ndarray | None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.streak, self.blotch, self.scratches) if a is not None)
+
+
+SCRATCH_DENSITY = 3.0
+
+
+def surface_detail(rng: np.random.Generator, relief: Relief, *, length_px: float,
+                   scratch_axis_deg: float = 0.0) -> SurfaceDetail | None:
+    """Draw an object's brushed streaks, tarnish blotches and scratches (see :class:`SurfaceDetail`);
+    None for a relief without metal or normals."""
+    if not relief.has_metal or relief.tex_xy is None:
+        return None
+    cx, cy = relief.tex_xy
+    sb, bb = streak_bank(), blotch_bank()
+    st = lookup_texture(sb[int(rng.integers(len(sb)))], cx, cy, rng.uniform(0.7, 1.6), tuple(rng.uniform(0, 512, 2)))
+    bl = lookup_texture(bb[int(rng.integers(len(bb)))], cx, cy, rng.uniform(0.8, 2.5), tuple(rng.uniform(0, 128, 2)))
+    ns = int(round(SCRATCH_DENSITY * float(length_px) / 100.0))
+    scr = None
+    if ns:
+        scr = _scratches(rng, relief.size, ns, float(length_px), scratch_axis_deg).reshape(-1)[relief.idx]
+        scr = scr.astype(np.float32) * np.float32(1.0 / 255.0)
+    return SurfaceDetail(_frozen(st), _frozen(bl), _frozen(scr))
+
+
 def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, light_dir, env: np.ndarray | None,
                  shading: bool, metal: dict | None, plastic: dict | None, scratch_axis_deg: float = 0.0,
-                 normal_rotation_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray, dict]:
+                 normal_rotation_deg: float = 0.0, detail: SurfaceDetail | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Light and colour a relief -> (rgba uint8 (h, w, 4) straight alpha, key_alpha uint8 (h, w), info).
 
     Args:
@@ -224,6 +264,8 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
         normal_rotation_deg: the on-screen rotation the caller will apply to the cut-out (CCW,
             degrees); normals are rotated by it before lighting, so a canonical relief lit here
             and then warped matches one rasterised at that angle.
+        detail: the object's cached surface marks (:func:`surface_detail`); None = draw them here
+            (streak / blotch placement and ``metal["scratches"]`` lines per 100 px).
     """
     if relief.has_metal and metal is None:
         raise ValueError("this relief has metal: pass a metal material")
@@ -253,12 +295,15 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
         centre = tuple(float(v) for v in rng.uniform(0.3, 0.7, 2))
         col = None
         if relief.has_metal:
-            cx, cy = relief.tex_xy
-            sb, bb = streak_bank(), blotch_bank()
-            st = lookup_texture(sb[int(rng.integers(len(sb)))], cx, cy, rng.uniform(0.7, 1.6),
-                                tuple(rng.uniform(0, 512, 2)))
-            bl = lookup_texture(bb[int(rng.integers(len(bb)))], cx, cy, rng.uniform(0.8, 2.5),
-                                tuple(rng.uniform(0, 128, 2)))
+            if detail is not None:
+                st, bl = detail.streak, detail.blotch
+            else:
+                cx, cy = relief.tex_xy
+                sb, bb = streak_bank(), blotch_bank()
+                st = lookup_texture(sb[int(rng.integers(len(sb)))], cx, cy, rng.uniform(0.7, 1.6),
+                                    tuple(rng.uniform(0, 512, 2)))
+                bl = lookup_texture(bb[int(rng.integers(len(bb)))], cx, cy, rng.uniform(0.8, 2.5),
+                                    tuple(rng.uniform(0, 128, 2)))
             wear = np.minimum(np.maximum(bl * np.float32(metal["wear"]), 0.0), 1.0)
             alb = base_m[:, None] * (1.0 + np.float32(metal["streak"]) * st)
             alb = alb * (1.0 - wear) + np.asarray(metal["rust"], np.float32)[:, None] * wear
@@ -266,10 +311,15 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
             col = shade_surface(n, alb, light, e, diffuse=metal["diffuse"], specular=metal["specular"],
                                 shininess=metal["shininess"], env_strength=metal["env"], metallic=True,
                                 env_centre=centre, spec_map=spec_map)
-            ns = int(round(metal.get("scratches", 0) * L / 100.0))
-            if ns:
-                scr = _scratches(rng, relief.size, ns, L, scratch_axis_deg).reshape(-1)[idx].astype(np.float32) * (f * 0.3)
-                col += scr * (0.5 + 0.5 * base_m)[:, None]
+            if detail is not None:
+                if detail.scratches is not None and metal.get("scratches", 0) > 0:
+                    amt = np.float32(0.3 * min(1.0, metal["scratches"] / SCRATCH_DENSITY))
+                    col += (detail.scratches * amt) * (0.5 + 0.5 * base_m)[:, None]
+            else:
+                ns = int(round(metal.get("scratches", 0) * L / 100.0))
+                if ns:
+                    scr = _scratches(rng, relief.size, ns, L, scratch_axis_deg).reshape(-1)[idx].astype(np.float32) * (f * 0.3)
+                    col += scr * (0.5 + 0.5 * base_m)[:, None]
             if relief.cavity is not None:  # grooves and dimples are shadowed
                 col *= np.exp(relief.cavity * np.float32(-0.18 / relief.bevel_px))
         if plastic is not None and (pw is not None or not relief.has_metal):

@@ -1,0 +1,69 @@
+"""A byte-budget LRU cache for values that are pure functions of their key (asset and background
+banks): a hit and a miss return equal values, so results never depend on what is cached."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Callable
+
+__all__ = ["LRUCache"]
+
+
+class LRUCache:
+    """Thread-safe LRU of built values with a byte budget (``budget_mib``; 0 = keep nothing).
+
+    ``get(key, build)`` returns ``build()``'s value, computing it only when ``key`` is not cached;
+    the bytes of a value (or of the items of a tuple value) are their ``nbytes``; values must not
+    be mutated.
+    ``hits`` / ``misses`` count lookups (for benchmarks).
+    """
+
+    def __init__(self, budget_mib: float = 256.0) -> None:
+        self.budget = int(budget_mib * 2**20)
+        self._d: OrderedDict = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def set_budget(self, budget_mib: float) -> None:
+        with self._lock:
+            self.budget = int(budget_mib * 2**20)
+            self._evict()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+            self._bytes = 0
+            self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def _evict(self) -> None:
+        while self._bytes > self.budget and self._d:
+            _, (_, nb) = self._d.popitem(last=False)
+            self._bytes -= nb
+
+    def get(self, key, build: Callable[[], object]):
+        with self._lock:
+            hit = self._d.get(key)
+            if hit is not None:
+                self._d.move_to_end(key)
+                self.hits += 1
+                return hit[0]
+            self.misses += 1
+        value = build()  # outside the lock: another thread may build the same pure value meanwhile
+        parts = value if isinstance(value, tuple) else (value,)
+        nb = sum(int(getattr(p, "nbytes", 0)) for p in parts) + 256
+        if nb <= self.budget:
+            with self._lock:
+                if key not in self._d:
+                    self._d[key] = (value, nb)
+                    self._bytes += nb
+                    self._evict()
+        return value
