@@ -33,7 +33,7 @@ class SynthConfig:
     distractor_bank_size: int = 8         # shapes per distractor kind and size bucket (0 = afresh)
     background_bank_size: int = 64        # procedural background textures per generation (0 = afresh)
     asset_bank_refresh: int = 20000       # samples per bank generation (new shapes after that many indices)
-    asset_cache_mib: int = 256            # per-process LRU budget for cached geometry, MiB
+    asset_cache_mib: int = 384            # per-process LRU budget for cached geometry, MiB
     # ---- scene layout
     empty_prob: float = 0.12              # samples with no key at all (empty mask)
     n_keys_range: tuple = (1, 4)          # inclusive

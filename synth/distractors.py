@@ -276,7 +276,7 @@ def render_distractor_asset(rng: np.random.Generator, kind: str, *, size_px: flo
         relief = build_relief(g, shape, length_px=Sb, angle_deg=0.0, has_metal="metal" in mats,
                               has_plastic="plastic" in mats, normals=shading, side_p=0.5,
                               metal_on_top=kind in _METAL_ON_TOP)
-        return relief, surface_detail(g, relief, length_px=Sb), jsonable(params), families
+        return relief.compact(), surface_detail(g, relief, length_px=Sb), jsonable(params), families
 
     relief, detail, params, families = ASSET_CACHE.get(("distractor", kind, shading, int(bank_seed), aid, k), build)
     metal = sample_material(rng, str(families[int(rng.integers(len(families)))])) if relief.has_metal else None

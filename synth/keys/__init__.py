@@ -149,7 +149,7 @@ class ProceduralKeys:
             shape, params, points, has_plastic = KEY_KINDS[kind](g, Lb)
             relief = build_relief(g, shape, length_px=Lb, angle_deg=0.0, has_metal=True, has_plastic=has_plastic,
                                   normals=shading, points=points, side_max=0.5 * params.get("hole_r", 1e9))
-            return relief, surface_detail(g, relief, length_px=Lb), kind, jsonable(params)
+            return relief.compact(), surface_detail(g, relief, length_px=Lb), kind, jsonable(params)
 
         relief, detail, kind, params = ASSET_CACHE.get(("key", self.kinds, shading, int(bank_seed), aid, k), build)
         mat_name = self._material_name(rng, kind)

@@ -17,6 +17,7 @@ canonical cut-out by the same rotation.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -97,6 +98,17 @@ class Relief:
         arrs = [self.idx, self.cavity, self.plastic_w, self.top_ratio, self.alpha, self.key_alpha,
                 *(self.normals or ()), *(self.tex_xy or ())]
         return int(sum(a.nbytes for a in arrs if a is not None)) + 512
+
+    def compact(self) -> "Relief":
+        """A copy for caching: per-pixel float arrays as float16 (half the bytes; shading converts
+        back to float32, values stay within 1e-3 of the float32 originals) and no texture
+        coordinates (a cached asset keeps its :class:`SurfaceDetail` instead)."""
+        def h(a):
+            return None if a is None else _frozen(a.astype(np.float16))
+
+        n = None if self.normals is None else tuple(h(a) for a in self.normals)
+        return dataclasses.replace(self, normals=n, cavity=h(self.cavity), plastic_w=h(self.plastic_w),
+                                   top_ratio=h(self.top_ratio), tex_xy=None)
 
 
 def _frozen(a):
@@ -228,9 +240,9 @@ SCRATCH_DENSITY = 3.0
 
 
 def surface_detail(rng: np.random.Generator, relief: Relief, *, length_px: float,
-                   scratch_axis_deg: float = 0.0) -> SurfaceDetail | None:
-    """Draw an object's brushed streaks, tarnish blotches and scratches (see :class:`SurfaceDetail`);
-    None for a relief without metal or normals."""
+                   scratch_axis_deg: float = 0.0, half: bool = True) -> SurfaceDetail | None:
+    """Draw an object's brushed streaks, tarnish blotches and scratches (see :class:`SurfaceDetail`;
+    stored as float16 when ``half``: it is cached); None for a relief without metal or normals."""
     if not relief.has_metal or relief.tex_xy is None:
         return None
     cx, cy = relief.tex_xy
@@ -242,7 +254,8 @@ def surface_detail(rng: np.random.Generator, relief: Relief, *, length_px: float
     if ns:
         scr = _scratches(rng, relief.size, ns, float(length_px), scratch_axis_deg).reshape(-1)[relief.idx]
         scr = scr.astype(np.float32) * np.float32(1.0 / 255.0)
-    return SurfaceDetail(_frozen(st), _frozen(bl), _frozen(scr))
+    f16 = (lambda a: None if a is None else _frozen(a.astype(np.float16))) if half else _frozen
+    return SurfaceDetail(f16(st), f16(bl), f16(scr))
 
 
 def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, light_dir, env: np.ndarray | None,
@@ -285,7 +298,7 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
         if pw is not None and relief.has_metal:
             col[:, pw > 0.5] = base_p[:, None]
     else:
-        n = relief.normals
+        n = tuple(a if a.dtype == np.float32 else a.astype(np.float32) for a in relief.normals)
         if normal_rotation_deg:
             r = rotation_matrix(normal_rotation_deg)
             nx, ny, nz = n
@@ -329,7 +342,7 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
             col = pcol if col is None else col + (pcol - col) * pw
         col *= np.float32(rng.uniform(0.85, 1.15))
         if relief.top_ratio is not None:  # darken the side wall (the part not covered by the top face)
-            col *= 0.4 + 0.6 * relief.top_ratio
+            col *= np.float32(0.4) + np.float32(0.6) * relief.top_ratio
     # planar colour scattered into the box (contiguous per-channel writes), then cropped + interleaved
     y0, y1, x0, x1 = relief.crop
     planes = np.zeros((3, hgt * wid), np.uint8)
