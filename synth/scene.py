@@ -91,6 +91,14 @@ class SampleRenderer:
         return st
 
     @property
+    def index_block(self) -> int:
+        """Consecutive indices that share an asset-bank generation (``asset_bank_refresh``; 1 with
+        every bank off): a live stream deals whole blocks to its workers so their caches keep
+        hitting (``train.stream.worker_index``)."""
+        c = self.config
+        return c.asset_bank_refresh if (c.asset_bank_size or c.distractor_bank_size or c.background_bank_size) else 1
+
+    @property
     def backgrounds(self):
         if self._backgrounds is None:
             from backgrounds import make_backgrounds

@@ -180,3 +180,37 @@ def test_file_stream_rejects_0_255_masks(tmp_path):
     with FileStream(tmp_path, batch_size=1, image_size=32) as fs:
         with pytest.raises(ValueError, match="mask values"):
             fs.next_batch()
+
+
+class _BlockToy(ToyDiscRenderer):
+    index_block = 5
+
+
+def test_worker_index_blocks_partition_the_indices():
+    from train.stream import worker_index
+
+    assert [worker_index(10, 1, 3, k) for k in range(3)] == [11, 14, 17]  # block 1: interleaved
+    seen = sorted(worker_index(0, w, 3, k, 4) for w in range(3) for k in range(8))
+    assert seen == list(range(24))  # 3 workers x 2 blocks of 4 cover 0..23 exactly once
+    assert [worker_index(0, 1, 3, k, 4) for k in range(6)] == [4, 5, 6, 7, 16, 17]
+
+
+def test_fresh_stream_deals_index_blocks_to_workers():
+    from train.stream import worker_index
+
+    r = _BlockToy(32)
+    seen = []
+    with ShmStream(r, batch_size=2, num_workers=2, buffer_size=16, run_seed=3, max_reuse=1) as s:
+        for _ in range(20):
+            b = s.next_batch()
+            _check_batch(b, ToyDiscRenderer(32), 3)
+            seen += [int(i) for i in b.index]
+        with s._lock:
+            wctl = s._arr["wctl"].copy()
+        pos = s.state_dict()["position"]
+    active = [w for w in range(2) if wctl[w, 0] > 0]
+    assert active
+    for w in active:  # each worker's next index follows the block formula (blocks of 5, round-robin)
+        assert wctl[w, 1] == worker_index(0, w, 2, int(wctl[w, 0]), 5)
+    assert all((i // 5) % 2 in active for i in seen)
+    assert pos == max(int(wctl[w, 1]) for w in active)

@@ -14,7 +14,11 @@ under one ``multiprocessing.Lock``, whose acquire/release are memory barriers, s
 always fully written, also on weakly ordered CPUs. Image arrays are never pickled; only the
 producer is, once per worker.
 
-Worker ``w`` of ``W`` renders indices ``start + w, start + w + W, ...`` (deterministic assignment).
+Worker ``w`` of ``W`` renders indices ``start + w, start + w + W, ...`` (deterministic assignment);
+in ``fresh`` order, a producer with ``index_block = K > 1`` (``synth.SampleRenderer``: its
+asset-bank generation length) gets whole blocks instead: worker ``w`` renders
+``start + (j*W + w)*K ... + K-1`` for its ``j``-th block, so each worker stays inside one asset-bank
+generation and its geometry cache keeps hitting whatever ``W`` is (:func:`worker_index`).
 
 Two orders:
 
@@ -50,7 +54,7 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-__all__ = ["Batch", "ShmStream", "SyncStream", "check_sample", "make_stream", "producer_size"]
+__all__ = ["Batch", "ShmStream", "SyncStream", "check_sample", "make_stream", "producer_size", "worker_index"]
 
 log = logging.getLogger("keysynth.train")
 
@@ -133,6 +137,13 @@ def _attach(names: dict[str, str], spec: dict) -> tuple[dict[str, np.ndarray], l
     return arrays, handles
 
 
+def worker_index(start: int, w: int, n_workers: int, k: int, block: int = 1) -> int:
+    """Index of the ``k``-th sample of worker ``w`` of ``n_workers``: blocks of ``block`` consecutive
+    indices dealt round-robin (``block=1``: ``start + w + k * n_workers``)."""
+    j, r = divmod(int(k), int(block))
+    return int(start) + (j * int(n_workers) + int(w)) * int(block) + r
+
+
 def _worker_main(producer, names, spec, w, n_workers, start, run_seed, order, lock, stop, errors,
                  with_dist, ignore_index, overwrite_used, max_reuse, parent_pid):
     """Generator process: render assigned indices and publish them into free ring slots."""
@@ -144,8 +155,9 @@ def _worker_main(producer, names, spec, w, n_workers, start, run_seed, order, lo
         from train.distmaps import signed_distance_map
     try:
         k = 0
+        block = max(1, int(getattr(producer, "index_block", 1) or 1)) if order != "ordered" else 1
         while not stop.is_set():
-            index = start + w + k * n_workers
+            index = worker_index(start, w, n_workers, k, block)
             image, mask = check_sample(producer.render(index, run_seed), size, index)
             dist = signed_distance_map(mask, ignore_index) if with_dist else None
             slot, pause = -1, 0.0005
@@ -173,7 +185,7 @@ def _worker_main(producer, names, spec, w, n_workers, start, run_seed, order, lo
                 ctl[slot, _USES] = 0
                 ctl[slot, _STATE] = READY
                 wctl[w, 0] += 1
-                wctl[w, 1] = index + n_workers
+                wctl[w, 1] = worker_index(start, w, n_workers, k + 1, block)
             k += 1
     except BaseException:  # report to the trainer, which re-raises
         try:
