@@ -8,6 +8,8 @@ Trains the same small model with the same budget (steps, batch, seed) on the liv
 - ``no_occluders``    no occluders, key rings, fobs or hard negatives;
 - ``no_camera``       no camera chain (blur, vignette, noise, colour, JPEG);
 - ``procedural_bg``   procedural backgrounds instead of ``--backgrounds``;
+- ``no_asset_bank``   every key, distractor and procedural texture built afresh (no asset bank):
+                      checks that the bank's speed costs no realism;
 
 then evaluates each final checkpoint on the real set and prints IoU / Dice / boundary F1
 (micro = pooled pixels, and the per-image mean). A finished variant is not re-run (its
@@ -38,6 +40,7 @@ VARIANTS = {
     "no_occluders": {"occluders": False},
     "no_camera": {"camera": False},
     "procedural_bg": {"__backgrounds__": "procedural"},
+    "no_asset_bank": {"asset_bank_size": 0, "distractor_bank_size": 0, "background_bank_size": 0},
 }
 
 
