@@ -37,6 +37,15 @@ class LRUCache:
             self._bytes = 0
             self.hits = self.misses = 0
 
+    def retain(self, keep) -> int:
+        """Drop every entry whose key fails ``keep(key)`` (e.g. an asset bank generation that no
+        sample will ask for again); returns how many were dropped."""
+        with self._lock:
+            dead = [k for k in self._d if not keep(k)]
+            for k in dead:
+                self._bytes -= self._d.pop(k)[1]
+            return len(dead)
+
     def __len__(self) -> int:
         return len(self._d)
 

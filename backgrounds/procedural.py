@@ -276,7 +276,7 @@ class ProceduralBackgrounds:
             img.flags.writeable = False
             return img, meta
 
-        img, meta = TEXTURE_CACHE.get(("procedural", self.kinds, self.max_work_px, int(bank_seed), tid, H, W), build)
+        img, meta = TEXTURE_CACHE.get((int(bank_seed), "procedural", self.kinds, self.max_work_px, tid, H, W), build)
         if orient in (1, 2, 3):
             img = cv2.flip(img, {1: 1, 2: 0, 3: -1}[orient])
         elif orient >= 4:

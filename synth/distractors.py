@@ -278,7 +278,7 @@ def render_distractor_asset(rng: np.random.Generator, kind: str, *, size_px: flo
                               metal_on_top=kind in _METAL_ON_TOP)
         return relief.compact(), surface_detail(g, relief, length_px=Sb), jsonable(params), families
 
-    relief, detail, params, families = ASSET_CACHE.get(("distractor", kind, shading, int(bank_seed), aid, k), build)
+    relief, detail, params, families = ASSET_CACHE.get((int(bank_seed), "distractor", kind, shading, aid, k), build)
     metal = sample_material(rng, str(families[int(rng.integers(len(families)))])) if relief.has_metal else None
     plastic = sample_plastic(rng, dark_p=0.35) if relief.has_plastic else None
     rgba, _, info = shade_relief(rng, relief, length_px=Sb, light_dir=light_dir, env=env, shading=shading,

@@ -225,6 +225,7 @@ class SampleRenderer:
             bank_seed = asset_bank_seed(run_seed, index // c.asset_bank_refresh)
             if ASSET_CACHE.budget != c.asset_cache_mib << 20:
                 ASSET_CACHE.set_budget(c.asset_cache_mib)
+            _note_bank_seed(bank_seed)
         r_lay = child_rng(seed, "layout")
         bsrc = self.backgrounds
         if bank_seed is not None and c.background_bank_size > 0 and hasattr(bsrc, "sample_banked"):
@@ -451,6 +452,28 @@ class SampleRenderer:
             out["key_alpha"] = key_alpha
             out["coverage"] = cov
         return out
+
+
+_RECENT_BANK_SEEDS: list[int] = []  # this process's last two asset-bank generations, newest last
+
+
+def _note_bank_seed(bank_seed: int) -> None:
+    """Keep the asset and texture caches to the two most recent bank generations this process used:
+    a worker moves through generations in order (``train.stream.worker_index`` deals whole ones), so
+    older entries are never asked for again and memory stays flat over hours, not just bounded by
+    ``asset_cache_mib``. Two, so that interleaved indices near a boundary do not thrash."""
+    if _RECENT_BANK_SEEDS and _RECENT_BANK_SEEDS[-1] == bank_seed:
+        return
+    if bank_seed in _RECENT_BANK_SEEDS:
+        _RECENT_BANK_SEEDS.remove(bank_seed)
+    _RECENT_BANK_SEEDS.append(bank_seed)
+    if len(_RECENT_BANK_SEEDS) > 2:
+        del _RECENT_BANK_SEEDS[0]
+        keep = set(_RECENT_BANK_SEEDS)
+        from backgrounds.procedural import TEXTURE_CACHE
+
+        for cache in (ASSET_CACHE, TEXTURE_CACHE):
+            cache.retain(lambda key: key[0] in keep)
 
 
 _ALLOC_TUNED = False

@@ -178,3 +178,17 @@ def test_banked_procedural_backgrounds_pure_and_varied():
     assert img.shape == (32, 32, 3) and "mixed_index" in meta
     with pytest.raises(ValueError, match="bank_size"):
         src.sample_banked(np.random.default_rng(0), (32, 32), bank_seed=1, bank_size=0)
+
+
+def test_old_bank_generations_are_dropped_from_the_cache():
+    cfg = SynthConfig(size=64, asset_bank_size=2, distractor_bank_size=1, asset_bank_refresh=3, empty_prob=0.0)
+    r = SampleRenderer(cfg, backgrounds=_flat_bg())
+    ASSET_CACHE.clear()
+    for i in range(12):  # generations 0..3
+        r.render(i, 5)
+        gens = {k[0] for k in ASSET_CACHE._d}
+        assert len(gens) <= 2, "only the two most recent generations stay cached"
+    c = LRUCache(1)
+    c.get((1, "a"), lambda: np.zeros(10))
+    c.get((2, "a"), lambda: np.zeros(10))
+    assert c.retain(lambda k: k[0] == 2) == 1 and len(c) == 1

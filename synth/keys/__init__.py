@@ -151,7 +151,7 @@ class ProceduralKeys:
                                   normals=shading, points=points, side_max=0.5 * params.get("hole_r", 1e9))
             return relief.compact(), surface_detail(g, relief, length_px=Lb), kind, jsonable(params)
 
-        relief, detail, kind, params = ASSET_CACHE.get(("key", self.kinds, shading, int(bank_seed), aid, k), build)
+        relief, detail, kind, params = ASSET_CACHE.get((int(bank_seed), "key", self.kinds, shading, aid, k), build)
         mat_name = self._material_name(rng, kind)
         metal = sample_material(rng, mat_name)
         plastic = sample_plastic(rng, dark_p=0.75 if kind == "car" else 0.45) if relief.has_plastic else None
