@@ -66,7 +66,8 @@ def main(argv=None) -> int:
     th.join()
     print(f"steps: {summary['step']} in {args.minutes:.1f} min; stream: "
           f"gen {summary['stream'].get('generated', 0)} samples, reuse {summary['stream'].get('mean_reuse', 0):.2f}")
-    print(f"{'process':>16} {'n':>4} {'start MiB':>10} {'end MiB':>9} {'slope MiB/min':>14}  verdict")
+    print(f"{'process':>16} {'n':>4} {'start MiB':>10} {'25%':>7} {'50%':>7} {'75%':>7} {'end MiB':>8} "
+          f"{'slope MiB/min (2nd half)':>25}  verdict")
     grows = False
     for name, pts in samples.items():
         a = np.array(pts)
@@ -76,7 +77,9 @@ def main(argv=None) -> int:
         slope = np.polyfit(tail[:, 0] / 60, tail[:, 1], 1)[0] if len(tail) >= 2 else 0.0
         verdict = "GROWS" if slope > args.tolerance else "flat"
         grows |= verdict == "GROWS"
-        print(f"{name:>16} {len(a):>4} {a[0, 1]:>10.1f} {a[-1, 1]:>9.1f} {slope:>14.2f}  {verdict}")
+        q = [a[min(len(a) - 1, int(f * len(a))), 1] for f in (0.25, 0.5, 0.75)]
+        print(f"{name:>16} {len(a):>4} {a[0, 1]:>10.1f} {q[0]:>7.1f} {q[1]:>7.1f} {q[2]:>7.1f} {a[-1, 1]:>8.1f} "
+              f"{slope:>25.2f}  {verdict}")
     print("RESULT:", "memory grows" if grows else "no growth detected")
     return 1 if grows else 0
 

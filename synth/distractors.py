@@ -18,7 +18,7 @@ import numpy as np
 
 from .meta import jsonable
 from .keys.geometry import Shape, ellipse_pts, rect_pts, rounded_rect_pts
-from .keys.bank import ASSET_CACHE, asset_rng, canonical_affine, size_bucket
+from .keys.bank import ASSET_CACHE, asset_rng, canonical_affine, draw_asset
 from .keys.materials import sample_material, sample_plastic
 from .keys.render import build_relief, render_shape, shade_relief, surface_detail
 
@@ -264,11 +264,8 @@ def render_distractor_asset(rng: np.random.Generator, kind: str, *, size_px: flo
     S = float(size_px)
     if not math.isfinite(S) or S < 8 or S > 4096:
         raise ValueError(f"size_px must be in [8, 4096] px, got {size_px!r}")
-    if int(bank_size) < 1:
-        raise ValueError(f"bank_size must be >= 1, got {bank_size!r}")
-    aid = int(rng.integers(int(bank_size)))
-    k, Sb = size_bucket(S, 8.0)
     shading = bool(shading)
+    aid, k, Sb = draw_asset(rng, bank_size, S, 8.0)
 
     def build():
         g = asset_rng(bank_seed, "distractor", kind, aid, k)

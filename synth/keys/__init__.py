@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..meta import jsonable
-from .bank import ASSET_CACHE, asset_rng, canonical_affine, size_bucket
+from .bank import ASSET_CACHE, asset_rng, canonical_affine, draw_asset
 from .kinds import KEY_BUILDERS
 from .materials import MATERIALS, check_names, sample_material, sample_plastic
 from .render import build_relief, render_shape, shade_relief, surface_detail
@@ -137,11 +137,8 @@ class ProceduralKeys:
         L, a = _check_sample_args(length_px, angle_deg)
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        if int(bank_size) < 1:
-            raise ValueError(f"bank_size must be >= 1, got {bank_size!r}")
-        aid = int(rng.integers(int(bank_size)))
-        k, Lb = size_bucket(L, 12.0)
         shading = bool(shading)
+        aid, k, Lb = draw_asset(rng, bank_size, L, 12.0)
 
         def build():
             g = asset_rng(bank_seed, "key", aid, k)

@@ -24,7 +24,7 @@ import numpy as np
 
 from backgrounds.cache import LRUCache
 
-__all__ = ["ASSET_CACHE", "size_bucket", "asset_rng", "canonical_affine", "BUCKETS_PER_OCTAVE"]
+__all__ = ["ASSET_CACHE", "size_bucket", "draw_asset", "asset_rng", "canonical_affine", "BUCKETS_PER_OCTAVE"]
 
 BUCKETS_PER_OCTAVE = 2  # size buckets 2**(1/2) apart: a cached asset is shrunk by at most 1/sqrt(2)
 
@@ -35,6 +35,16 @@ def size_bucket(length_px: float, min_px: float = 8.0) -> tuple[int, float]:
     L = max(float(length_px), float(min_px))
     k = int(math.ceil(BUCKETS_PER_OCTAVE * math.log2(L / min_px) - 1e-9))
     return k, float(min_px * 2.0 ** (k / BUCKETS_PER_OCTAVE))
+
+
+def draw_asset(rng: np.random.Generator, bank_size: int, length_px: float, min_px: float) -> tuple[int, int, float]:
+    """``(asset id, size bucket k, bucket length Lb)`` for one object of ``length_px``: the id is
+    drawn from the sample's ``rng`` in ``[0, bank_size)``. Raises ValueError if ``bank_size < 1``."""
+    if int(bank_size) < 1:
+        raise ValueError(f"bank_size must be >= 1, got {bank_size!r}")
+    aid = int(rng.integers(int(bank_size)))
+    k, Lb = size_bucket(length_px, min_px)
+    return aid, k, Lb
 
 
 def asset_rng(bank_seed: int, *tags: int | str) -> np.random.Generator:
