@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .meta import jsonable
+from .meta import fresh_copy, jsonable
 from .keys.geometry import Shape, ellipse_pts, rect_pts, rounded_rect_pts
 from .keys.bank import ASSET_CACHE, asset_rng, canonical_affine, draw_asset
 from .keys.materials import sample_material, sample_plastic
@@ -281,7 +281,7 @@ def render_distractor_asset(rng: np.random.Generator, kind: str, *, size_px: flo
     rgba, _, info = shade_relief(rng, relief, length_px=Sb, light_dir=light_dir, env=env, shading=shading,
                                  metal=metal, plastic=plastic, normal_rotation_deg=float(angle_deg), detail=detail)
     affine, out_hw = canonical_affine(rgba.shape[:2], float(angle_deg), S / Sb)
-    meta = {"kind": kind, "params": params, "material": jsonable(metal), "plastic": jsonable(plastic),
+    meta = {"kind": kind, "params": fresh_copy(params), "material": jsonable(metal), "plastic": jsonable(plastic),
             "size_px": round(S, 3), "angle_deg": round(float(angle_deg), 3),
             "render": {"side_px": info["side_px"], "bevel_px": info["bevel_px"]},
             "asset": {"bank_seed": int(bank_seed), "id": aid, "bucket_px": round(Sb, 3)}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["jsonable", "CleanDict"]
+__all__ = ["jsonable", "CleanDict", "fresh_copy"]
 
 _PLAIN = frozenset((int, str, bool, type(None)))
 
@@ -49,4 +49,15 @@ def jsonable(x):
         return int(x)
     if isinstance(x, (float, np.floating)):
         return round(float(x), 4)
+    return x
+
+
+def fresh_copy(x):
+    """A new container tree (CleanDict / list) with the same leaves: hands out cached, already
+    clean meta (an asset's shape parameters) without letting a caller's edit reach the cache."""
+    t = type(x)
+    if t is CleanDict or t is dict:
+        return CleanDict({k: fresh_copy(v) if type(v) in (CleanDict, dict, list) else v for k, v in x.items()})
+    if t is list:
+        return [fresh_copy(v) if type(v) in (CleanDict, dict, list) else v for v in x]
     return x

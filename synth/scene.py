@@ -11,6 +11,7 @@ family off leaves the rest of the sample unchanged.
 from __future__ import annotations
 
 import math
+import threading
 
 import cv2
 import numpy as np
@@ -455,6 +456,7 @@ class SampleRenderer:
 
 
 _RECENT_BANK_SEEDS: list[int] = []  # this process's last two asset-bank generations, newest last
+_RECENT_LOCK = threading.Lock()
 
 
 def _note_bank_seed(bank_seed: int) -> None:
@@ -464,16 +466,18 @@ def _note_bank_seed(bank_seed: int) -> None:
     ``asset_cache_mib``. Two, so that interleaved indices near a boundary do not thrash."""
     if _RECENT_BANK_SEEDS and _RECENT_BANK_SEEDS[-1] == bank_seed:
         return
-    if bank_seed in _RECENT_BANK_SEEDS:
-        _RECENT_BANK_SEEDS.remove(bank_seed)
-    _RECENT_BANK_SEEDS.append(bank_seed)
-    if len(_RECENT_BANK_SEEDS) > 2:
+    with _RECENT_LOCK:  # renders may run in threads (Dask)
+        if bank_seed in _RECENT_BANK_SEEDS:
+            _RECENT_BANK_SEEDS.remove(bank_seed)
+        _RECENT_BANK_SEEDS.append(bank_seed)
+        if len(_RECENT_BANK_SEEDS) <= 2:
+            return
         del _RECENT_BANK_SEEDS[0]
         keep = set(_RECENT_BANK_SEEDS)
-        from backgrounds.procedural import TEXTURE_CACHE
+    from backgrounds.procedural import TEXTURE_CACHE
 
-        for cache in (ASSET_CACHE, TEXTURE_CACHE):
-            cache.retain(lambda key: key[0] in keep)
+    for cache in (ASSET_CACHE, TEXTURE_CACHE):
+        cache.retain(lambda key: key[0] in keep)
 
 
 _ALLOC_TUNED = False

@@ -63,11 +63,26 @@ def test_sample_bytes_do_not_depend_on_cache_state():
         r.render(100 + i, 3)
     assert ASSET_CACHE.hits > 0
     assert [_scene_bytes(r, i) for i in (5, 6)] == cold
-    ASSET_CACHE.set_budget(0)  # nothing cached at all
+    nothing = SampleRenderer(cfg.replace(asset_cache_mib=0), backgrounds=_flat_bg())  # nothing cached at all
     try:
-        assert [_scene_bytes(r, i) for i in (5, 6)] == cold
+        ASSET_CACHE.clear()
+        assert [_scene_bytes(nothing, i) for i in (5, 6)] == cold
+        assert len(ASSET_CACHE) == 0 and ASSET_CACHE.hits == 0
     finally:
         ASSET_CACHE.set_budget(cfg.asset_cache_mib)
+
+
+def test_meta_handed_out_is_not_the_cache():
+    cfg = SynthConfig(size=64, asset_bank_size=1, distractor_bank_size=1, empty_prob=0.0, n_distractors_range=(1, 2))
+    r = SampleRenderer(cfg, backgrounds=_flat_bg())
+    first = r.render(0, 1)["meta"]
+    first["keys"][0]["params"]["POISON"] = 1
+    for n in first["negatives"]:
+        n["params"]["POISON"] = 1
+    for i in range(1, 6):
+        m = r.render(i, 1)["meta"]
+        assert all("POISON" not in k["params"] for k in m["keys"])
+        assert all("POISON" not in n["params"] for n in m["negatives"])
 
 
 def test_bank_generations_and_meta():

@@ -59,8 +59,9 @@ __all__ = ["Batch", "ShmStream", "SyncStream", "check_sample", "make_stream", "p
 log = logging.getLogger("keysynth.train")
 
 FREE, WRITING, READY, READING = 0, 1, 2, 3
-# control block columns (slot part) and worker part
-_STATE, _INDEX, _USES = 0, 1, 2
+# control block columns (slot part) and worker part; _SEQ = write order (a global counter in wctl's
+# last row), so "oldest" never depends on how indices are dealt to workers
+_STATE, _INDEX, _USES, _SEQ = 0, 1, 2, 3
 
 
 @dataclass
@@ -120,8 +121,9 @@ def _layout(slots: int, size: int, workers: int, with_dist: bool) -> dict[str, t
     spec = {
         "image": ((slots, size, size, 3), "uint8"),
         "mask": ((slots, size, size), "uint8"),
-        "ctl": ((slots, 3), "int64"),
-        "wctl": ((max(workers, 1), 2), "int64"),  # per worker: generated count, next index
+        "ctl": ((slots, 4), "int64"),
+        # per worker: generated count, next index; one extra row: [write sequence counter, 0]
+        "wctl": ((max(workers, 1) + 1, 2), "int64"),
     }
     if with_dist:
         spec["dist"] = ((slots, size, size), "float16")
@@ -170,7 +172,7 @@ def _worker_main(producer, names, spec, w, n_workers, start, run_seed, order, lo
                         s = (index - start) % slots
                         slot = s if state[s] == FREE else -1
                     else:
-                        slot = _pick_slot_to_write(state, ctl[:, _USES], ctl[:, _INDEX], max_reuse, overwrite_used)
+                        slot = _pick_slot_to_write(state, ctl[:, _USES], ctl[:, _SEQ], max_reuse, overwrite_used)
                     if slot >= 0:
                         ctl[slot, _STATE] = WRITING
                 if slot < 0:
@@ -182,6 +184,8 @@ def _worker_main(producer, names, spec, w, n_workers, start, run_seed, order, lo
                 arrays["dist"][slot] = dist
             with lock:  # state written last, under the lock (barrier)
                 ctl[slot, _INDEX] = index
+                wctl[-1, 0] += 1
+                ctl[slot, _SEQ] = wctl[-1, 0]
                 ctl[slot, _USES] = 0
                 ctl[slot, _STATE] = READY
                 wctl[w, 0] += 1
@@ -198,8 +202,9 @@ def _worker_main(producer, names, spec, w, n_workers, start, run_seed, order, lo
             h.close()
 
 
-def _pick_slot_to_write(state, uses, index, max_reuse: int, overwrite_used: bool) -> int:
-    """Slot a worker may overwrite: FREE, else exhausted (uses >= max_reuse), else most-used."""
+def _pick_slot_to_write(state, uses, seq, max_reuse: int, overwrite_used: bool) -> int:
+    """Slot a worker may overwrite: FREE, else exhausted (uses >= max_reuse), else most-used; ties go
+    to the oldest write (``seq``)."""
     free = np.flatnonzero(state == FREE)
     if len(free):
         return int(free[0])
@@ -207,11 +212,11 @@ def _pick_slot_to_write(state, uses, index, max_reuse: int, overwrite_used: bool
     if max_reuse > 0:
         ex = np.flatnonzero(ready & (uses >= max_reuse))
         if len(ex):
-            return int(ex[np.lexsort((index[ex], -uses[ex]))[0]])
+            return int(ex[np.lexsort((seq[ex], -uses[ex]))[0]])
     if overwrite_used:
         used = np.flatnonzero(ready & (uses >= 1))
         if len(used):
-            return int(used[np.lexsort((index[used], -uses[used]))[0]])
+            return int(used[np.lexsort((seq[used], -uses[used]))[0]])
     return -1
 
 
@@ -455,14 +460,14 @@ class ShmStream:
         ctl = self._arr["ctl"]
         with self._lock:
             ready = np.flatnonzero(ctl[:, _STATE] == READY)
-            old = ready[np.argsort(ctl[ready, _INDEX], kind="stable")[:n]]
+            old = ready[np.argsort(ctl[ready, _SEQ], kind="stable")[:n]]
             ctl[old, _STATE] = FREE
 
     def stats(self) -> dict[str, float]:
         """Rates since the last call: gen_per_s, consumed_per_s, wait_s, window_s; totals: generated,
         consumed, mean_reuse (draws / distinct samples), stalled_batches; ready (READY slots now)."""
         with self._lock:
-            generated = int(self._arr["wctl"][:, 0].sum())
+            generated = int(self._arr["wctl"][:-1, 0].sum())
             ready = int((self._arr["ctl"][:, _STATE] == READY).sum())
         out = self.stats_.window(generated)
         out["ready"] = ready
@@ -471,7 +476,8 @@ class ShmStream:
     def state_dict(self) -> dict:
         """Resume state: ``position`` (first index a resumed stream should render) and rng."""
         with self._lock:
-            pos = int(self._arr["wctl"][:, 1].max()) if self._arr["wctl"][:, 0].any() else self.start
+            wc = self._arr["wctl"][:-1]
+            pos = int(wc[:, 1].max()) if wc[:, 0].any() else self.start
         if self.order == "ordered":
             pos = self._next_ordered
         return {"order": self.order, "position": max(pos, self.start), "rng": self._rng.bit_generator.state}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..meta import jsonable
+from ..meta import fresh_copy, jsonable
 from .bank import ASSET_CACHE, asset_rng, canonical_affine, draw_asset
 from .kinds import KEY_BUILDERS
 from .materials import MATERIALS, check_names, sample_material, sample_plastic
@@ -155,7 +155,7 @@ class ProceduralKeys:
         rgba, key_alpha, info = shade_relief(rng, relief, length_px=Lb, light_dir=light_dir, env=env, shading=shading,
                                              metal=metal, plastic=plastic, normal_rotation_deg=a, detail=detail)
         affine, out_hw = canonical_affine(rgba.shape[:2], a, L / Lb)
-        meta = {"kind": kind, "material": jsonable(metal), "params": params, "plastic": jsonable(plastic),
+        meta = {"kind": kind, "material": jsonable(metal), "params": fresh_copy(params), "plastic": jsonable(plastic),
                 "length_px": round(L, 3), "angle_deg": round(a, 3), "hole_xy": info["points"].get("hole"),
                 "shading": shading, "render": {"side_px": info["side_px"], "bevel_px": info["bevel_px"]},
                 "asset": {"bank_seed": int(bank_seed), "id": aid, "bucket_px": round(Lb, 3)}}

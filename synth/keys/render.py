@@ -291,7 +291,11 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
     f = np.float32(1.0 / 255.0)
     base_m = np.asarray(metal["albedo"] if metal and relief.has_metal else (0.5, 0.5, 0.5), np.float32)
     base_p = np.asarray(plastic["albedo"] if plastic else (0.1, 0.1, 0.1), np.float32)
-    pw = relief.plastic_w
+    f32 = (lambda a: a if a is None or a.dtype == np.float32 else a.astype(np.float32))  # compacted (float16) caches
+    pw = f32(relief.plastic_w)
+    cavity, top_ratio = f32(relief.cavity), f32(relief.top_ratio)
+    if detail is not None:
+        detail = SurfaceDetail(f32(detail.streak), f32(detail.blotch), f32(detail.scratches))
     if not shading or relief.normals is None:
         col = np.empty((3, idx.size), np.float32)
         col[:] = (base_m if relief.has_metal else base_p)[:, None]
@@ -333,16 +337,16 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
                 if ns:
                     scr = _scratches(rng, relief.size, ns, L, scratch_axis_deg).reshape(-1)[idx].astype(np.float32) * (f * 0.3)
                     col += scr * (0.5 + 0.5 * base_m)[:, None]
-            if relief.cavity is not None:  # grooves and dimples are shadowed
-                col *= np.exp(relief.cavity * np.float32(-0.18 / relief.bevel_px))
+            if cavity is not None:  # grooves and dimples are shadowed
+                col *= np.exp(cavity * np.float32(-0.18 / relief.bevel_px))
         if plastic is not None and (pw is not None or not relief.has_metal):
             pcol = shade_surface(n, base_p, light, e, diffuse=plastic["diffuse"], specular=plastic["specular"],
                                  shininess=plastic["shininess"], env_strength=plastic["env"], metallic=False,
                                  env_centre=centre)
             col = pcol if col is None else col + (pcol - col) * pw
         col *= np.float32(rng.uniform(0.85, 1.15))
-        if relief.top_ratio is not None:  # darken the side wall (the part not covered by the top face)
-            col *= np.float32(0.4) + np.float32(0.6) * relief.top_ratio
+        if top_ratio is not None:  # darken the side wall (the part not covered by the top face)
+            col *= np.float32(0.4) + np.float32(0.6) * top_ratio
     # planar colour scattered into the box (contiguous per-channel writes), then cropped + interleaved
     y0, y1, x0, x1 = relief.crop
     planes = np.zeros((3, hgt * wid), np.uint8)
@@ -352,7 +356,7 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
     for ch in range(3):
         rgba[..., ch] = planes[ch]
     rgba[..., 3] = relief.alpha
-    info = {"side_px": relief.side_px, "bevel_px": relief.bevel_px, "points": dict(relief.points)}
+    info = {"side_px": relief.side_px, "bevel_px": relief.bevel_px, "points": {k: list(v) for k, v in relief.points.items()}}
     return rgba, np.array(relief.key_alpha), info
 
 
