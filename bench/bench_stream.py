@@ -6,7 +6,9 @@ For each size: images/s of the same train step (model, AdamW, Dice+BCE+surface l
 fixed batch kept in memory, (b) by :class:`train.stream.ShmStream` with generator workers; prints
 the ratio (b)/(a) and the data-wait share of step time. A ratio well below 1 means the generator
 is the bottleneck (add workers: nnU-Net uses 20-32 augmentation processes per A100). On a CPU box
-the workers compete with the trainer for cores, so read CPU figures as a lower bound.
+the workers compete with the trainer for cores, so read CPU figures as a lower bound; for a fair
+CPU comparison give the trainer the same cores in both runs (``--threads 1 --workers 1`` on a
+2-core machine: the fixed run leaves the second core idle, the stream run gives it to the worker).
 """
 
 from __future__ import annotations
