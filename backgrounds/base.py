@@ -110,29 +110,26 @@ class MixedBackgrounds:
         w = np.asarray([float(wt) for _, wt in sources])
         self.weights = (w / w.sum()).tolist()
 
-    def sample(self, rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, dict]:
-        """Draw the source index, then delegate; meta gains ``mixed_index``."""
+    def _pick(self, rng: np.random.Generator) -> int:
         # == rng.choice(len(sources), p=weights): inverse CDF on one rng.random() (same stream), minus
         # choice's ~20 us validation overhead
         cdf = np.cumsum(np.asarray(self.weights, np.float64))
         cdf /= cdf[-1]
-        i = int(cdf.searchsorted(rng.random(), side="right"))
+        return int(cdf.searchsorted(rng.random(), side="right"))
+
+    def sample(self, rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, dict]:
+        """Draw the source index, then delegate; meta gains ``mixed_index``."""
+        i = self._pick(rng)
         img, meta = self.sources[i].sample(rng, size)
-        meta = dict(meta)
-        meta["mixed_index"] = i
-        return img, meta
+        return img, {**meta, "mixed_index": i}
 
     def sample_banked(self, rng: np.random.Generator, size: tuple[int, int], **bank) -> tuple[np.ndarray, dict]:
         """As :meth:`sample`, delegating to the chosen source's ``sample_banked(rng, size, **bank)``
         where it has one (procedural textures), else to its ``sample``."""
-        cdf = np.cumsum(np.asarray(self.weights, np.float64))
-        cdf /= cdf[-1]
-        i = int(cdf.searchsorted(rng.random(), side="right"))
+        i = self._pick(rng)
         src = self.sources[i]
         img, meta = src.sample_banked(rng, size, **bank) if hasattr(src, "sample_banked") else src.sample(rng, size)
-        meta = dict(meta)
-        meta["mixed_index"] = i
-        return img, meta
+        return img, {**meta, "mixed_index": i}
 
     def __repr__(self) -> str:
         return f"MixedBackgrounds({list(zip(self.sources, self.weights))!r})"

@@ -224,10 +224,11 @@ def sensor_noise(img: np.ndarray, shot: float, read: float, grain: float = 1.0, 
     sig = np.sqrt(np.maximum(np.arange(256, dtype=np.float64) * float(shot) + float(read) ** 2, 0.0))
     lut = np.minimum(np.rint(sig * _SIGMA_SCALE), 32767).astype(np.int16).reshape(1, 256)
     u8 = img if img.dtype == np.uint8 else to_uint8(img)
-    if img.dtype == np.uint8:
-        add = cv2.multiply(n, cv2.LUT(u8, lut), scale=1.0 / (NOISE_SCALE * _SIGMA_SCALE), dtype=cv2.CV_16S)
+    is_u8 = img.dtype == np.uint8
+    add = cv2.multiply(n, cv2.LUT(u8, lut), scale=1.0 / (NOISE_SCALE * _SIGMA_SCALE),
+                       dtype=cv2.CV_16S if is_u8 else cv2.CV_32F)
+    if is_u8:
         return cv2.add(img, add, dtype=cv2.CV_8U)
-    add = cv2.multiply(n, cv2.LUT(u8, lut), scale=1.0 / (NOISE_SCALE * _SIGMA_SCALE), dtype=cv2.CV_32F)
     out = cv2.add(img, add, dtype=cv2.CV_32F)
     np.clip(out, 0, 255, out=out)
     return out

@@ -61,6 +61,11 @@ def _distractor_fn():
     return D.render_distractor, tuple(D.DISTRACTOR_KINDS), D.render_distractor_asset
 
 
+def _any_bank(c: SynthConfig) -> bool:
+    """Whether any asset bank (keys, distractors, procedural backgrounds) is on."""
+    return c.asset_bank_size > 0 or c.distractor_bank_size > 0 or c.background_bank_size > 0
+
+
 def _loguniform(rng, lo, hi):
     return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
 
@@ -96,8 +101,7 @@ class SampleRenderer:
         """Consecutive indices that share an asset-bank generation (``asset_bank_refresh``; 1 with
         every bank off): a live stream deals whole blocks to its workers so their caches keep
         hitting (``train.stream.worker_index``)."""
-        c = self.config
-        return c.asset_bank_refresh if (c.asset_bank_size or c.distractor_bank_size or c.background_bank_size) else 1
+        return self.config.asset_bank_refresh if _any_bank(self.config) else 1
 
     @property
     def backgrounds(self):
@@ -222,7 +226,7 @@ class SampleRenderer:
         seed = sample_seed(run_seed, index)
         S = c.size
         bank_seed = None
-        if c.asset_bank_size > 0 or c.distractor_bank_size > 0 or c.background_bank_size > 0:
+        if _any_bank(c):
             bank_seed = asset_bank_seed(run_seed, index // c.asset_bank_refresh)
             if ASSET_CACHE.budget != c.asset_cache_mib << 20:
                 ASSET_CACHE.set_budget(c.asset_cache_mib)

@@ -12,6 +12,12 @@ import numpy as np
 __all__ = ["sample_seed", "sample_rng", "child_rng", "asset_bank_seed"]
 
 
+def _seed63(words: list[int]) -> int:
+    """``SeedSequence(words)`` -> two 32-bit words joined into a non-negative 63-bit int."""
+    hi, lo = np.random.SeedSequence(words).generate_state(2, dtype=np.uint32)
+    return ((int(hi) & 0x7FFFFFFF) << 32) | int(lo)
+
+
 def _check_int(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -35,10 +41,7 @@ def sample_seed(run_seed: int, index: int) -> int:
     Raises:
         ValueError: if either argument is negative or not an integer.
     """
-    run_seed = _check_int("run_seed", run_seed)
-    index = _check_int("index", index)
-    hi, lo = np.random.SeedSequence([run_seed, index]).generate_state(2, dtype=np.uint32)
-    return ((int(hi) & 0x7FFFFFFF) << 32) | int(lo)
+    return _seed63([_check_int("run_seed", run_seed), _check_int("index", index)])
 
 
 def sample_rng(run_seed: int, index: int) -> tuple[int, np.random.Generator]:
@@ -65,7 +68,4 @@ def asset_bank_seed(run_seed: int, generation: int) -> int:
     Samples of one generation share the bank's shapes (``synth.keys.bank``)."""
     import zlib
 
-    run_seed = _check_int("run_seed", run_seed)
-    generation = _check_int("generation", generation)
-    hi, lo = np.random.SeedSequence([run_seed, generation, zlib.crc32(b"asset-bank")]).generate_state(2, dtype=np.uint32)
-    return ((int(hi) & 0x7FFFFFFF) << 32) | int(lo)
+    return _seed63([_check_int("run_seed", run_seed), _check_int("generation", generation), zlib.crc32(b"asset-bank")])

@@ -59,8 +59,8 @@ __all__ = ["Batch", "ShmStream", "SyncStream", "check_sample", "make_stream", "p
 log = logging.getLogger("keysynth.train")
 
 FREE, WRITING, READY, READING = 0, 1, 2, 3
-# control block columns (slot part) and worker part; _SEQ = write order (a global counter in wctl's
-# last row), so "oldest" never depends on how indices are dealt to workers
+# control block columns (slot part) and worker part; _SEQ = write order (the total of the workers'
+# generated counts at the write), so "oldest" never depends on how indices are dealt to workers
 _STATE, _INDEX, _USES, _SEQ = 0, 1, 2, 3
 
 
@@ -122,8 +122,7 @@ def _layout(slots: int, size: int, workers: int, with_dist: bool) -> dict[str, t
         "image": ((slots, size, size, 3), "uint8"),
         "mask": ((slots, size, size), "uint8"),
         "ctl": ((slots, 4), "int64"),
-        # per worker: generated count, next index; one extra row: [write sequence counter, 0]
-        "wctl": ((max(workers, 1) + 1, 2), "int64"),
+        "wctl": ((max(workers, 1), 2), "int64"),  # per worker: generated count, next index
     }
     if with_dist:
         spec["dist"] = ((slots, size, size), "float16")
@@ -184,11 +183,10 @@ def _worker_main(producer, names, spec, w, n_workers, start, run_seed, order, lo
                 arrays["dist"][slot] = dist
             with lock:  # state written last, under the lock (barrier)
                 ctl[slot, _INDEX] = index
-                wctl[-1, 0] += 1
-                ctl[slot, _SEQ] = wctl[-1, 0]
                 ctl[slot, _USES] = 0
                 ctl[slot, _STATE] = READY
                 wctl[w, 0] += 1
+                ctl[slot, _SEQ] = wctl[:, 0].sum()
                 wctl[w, 1] = worker_index(start, w, n_workers, k + 1, block)
             k += 1
     except BaseException:  # report to the trainer, which re-raises
@@ -467,7 +465,7 @@ class ShmStream:
         """Rates since the last call: gen_per_s, consumed_per_s, wait_s, window_s; totals: generated,
         consumed, mean_reuse (draws / distinct samples), stalled_batches; ready (READY slots now)."""
         with self._lock:
-            generated = int(self._arr["wctl"][:-1, 0].sum())
+            generated = int(self._arr["wctl"][:, 0].sum())
             ready = int((self._arr["ctl"][:, _STATE] == READY).sum())
         out = self.stats_.window(generated)
         out["ready"] = ready
@@ -476,7 +474,7 @@ class ShmStream:
     def state_dict(self) -> dict:
         """Resume state: ``position`` (first index a resumed stream should render) and rng."""
         with self._lock:
-            wc = self._arr["wctl"][:-1]
+            wc = self._arr["wctl"]
             pos = int(wc[:, 1].max()) if wc[:, 0].any() else self.start
         if self.order == "ordered":
             pos = self._next_ordered

@@ -72,7 +72,7 @@ class Relief:
     """Geometry of one rendered shape, before light and material colours (read-only arrays).
 
     Pixel sets are flat indices ``idx`` (int32 (N,)) into the ``(h, w)`` working canvas; every
-    per-pixel array is (N,) float32 in that order. ``crop`` = (y0, y1, x0, x1) of the returned
+    per-pixel array is (N,) float32 in that order (float16 after :meth:`compact`). ``crop`` = (y0, y1, x0, x1) of the returned
     cut-out in the canvas; ``alpha`` / ``key_alpha`` uint8 (y1-y0, x1-x0) are the cut-out's alpha
     and metal-only label coverage; ``points`` are named points in cut-out pixels.
     """
@@ -220,7 +220,7 @@ def build_relief(rng: np.random.Generator, shape: Shape, *, length_px: float, an
 
 @dataclass(frozen=True)
 class SurfaceDetail:
-    """Per-pixel surface marks of one object (in ``Relief.idx`` order, float32 (N,), read-only):
+    """Per-pixel surface marks of one object (in ``Relief.idx`` order, float16 (N,), read-only):
     ``streak`` brushed-metal texture and ``blotch`` tarnish texture (zero-mean, unit std; scaled by
     the material's ``streak`` / ``wear``), ``scratches`` 0..1 coverage drawn at
     ``SCRATCH_DENSITY`` lines per 100 px (scaled by the material's ``scratches`` / density), or
@@ -239,22 +239,31 @@ class SurfaceDetail:
 SCRATCH_DENSITY = 3.0
 
 
-def surface_detail(rng: np.random.Generator, relief: Relief, *, length_px: float,
-                   scratch_axis_deg: float = 0.0, half: bool = True) -> SurfaceDetail | None:
-    """Draw an object's brushed streaks, tarnish blotches and scratches (see :class:`SurfaceDetail`;
-    stored as float16 when ``half``: it is cached); None for a relief without metal or normals."""
-    if not relief.has_metal or relief.tex_xy is None:
-        return None
-    cx, cy = relief.tex_xy
+def _metal_textures(rng: np.random.Generator, tex_xy: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Brushed-streak and tarnish-blotch texture values at canonical coordinates ``tex_xy``
+    (random bank texture, scale and offset of each), float32 (N,) each."""
+    cx, cy = tex_xy
     sb, bb = streak_bank(), blotch_bank()
     st = lookup_texture(sb[int(rng.integers(len(sb)))], cx, cy, rng.uniform(0.7, 1.6), tuple(rng.uniform(0, 512, 2)))
     bl = lookup_texture(bb[int(rng.integers(len(bb)))], cx, cy, rng.uniform(0.8, 2.5), tuple(rng.uniform(0, 128, 2)))
+    return st, bl
+
+
+def surface_detail(rng: np.random.Generator, relief: Relief, *, length_px: float,
+                   scratch_axis_deg: float = 0.0) -> SurfaceDetail | None:
+    """Draw an object's brushed streaks, tarnish blotches and scratches (see :class:`SurfaceDetail`;
+    stored as float16: it is cached); None for a relief without metal or normals."""
+    if not relief.has_metal or relief.tex_xy is None:
+        return None
+    st, bl = _metal_textures(rng, relief.tex_xy)
     ns = int(round(SCRATCH_DENSITY * float(length_px) / 100.0))
     scr = None
     if ns:
         scr = _scratches(rng, relief.size, ns, float(length_px), scratch_axis_deg).reshape(-1)[relief.idx]
         scr = scr.astype(np.float32) * np.float32(1.0 / 255.0)
-    f16 = (lambda a: None if a is None else _frozen(a.astype(np.float16))) if half else _frozen
+    def f16(a):
+        return None if a is None else _frozen(a.astype(np.float16))
+
     return SurfaceDetail(f16(st), f16(bl), f16(scr))
 
 
@@ -302,7 +311,7 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
         if pw is not None and relief.has_metal:
             col[:, pw > 0.5] = base_p[:, None]
     else:
-        n = tuple(a if a.dtype == np.float32 else a.astype(np.float32) for a in relief.normals)
+        n = tuple(f32(a) for a in relief.normals)
         if normal_rotation_deg:
             r = rotation_matrix(normal_rotation_deg)
             nx, ny, nz = n
@@ -312,15 +321,7 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
         centre = tuple(float(v) for v in rng.uniform(0.3, 0.7, 2))
         col = None
         if relief.has_metal:
-            if detail is not None:
-                st, bl = detail.streak, detail.blotch
-            else:
-                cx, cy = relief.tex_xy
-                sb, bb = streak_bank(), blotch_bank()
-                st = lookup_texture(sb[int(rng.integers(len(sb)))], cx, cy, rng.uniform(0.7, 1.6),
-                                    tuple(rng.uniform(0, 512, 2)))
-                bl = lookup_texture(bb[int(rng.integers(len(bb)))], cx, cy, rng.uniform(0.8, 2.5),
-                                    tuple(rng.uniform(0, 128, 2)))
+            st, bl = (detail.streak, detail.blotch) if detail is not None else _metal_textures(rng, relief.tex_xy)
             wear = np.minimum(np.maximum(bl * np.float32(metal["wear"]), 0.0), 1.0)
             alb = base_m[:, None] * (1.0 + np.float32(metal["streak"]) * st)
             alb = alb * (1.0 - wear) + np.asarray(metal["rust"], np.float32)[:, None] * wear
@@ -385,8 +386,7 @@ def render_shape(rng: np.random.Generator, shape: Shape, *, length_px: float, an
         rgba, key_alpha (metal coverage not hidden by plastic; 0 when ``metal`` is None),
         info dict with ``points`` (output pixel coords, lists), ``side_px`` and ``bevel_px``.
     """
-    check_light(light_dir)
-    if env is not None:
+    if env is not None:  # validated even when shading is off (shade_relief only reads it when shading)
         _env_planar(env)
     relief = build_relief(rng, shape, length_px=length_px, angle_deg=angle_deg, has_metal=metal is not None,
                           has_plastic=plastic is not None, normals=bool(shading), side_p=side_p, side_max=side_max,
