@@ -135,7 +135,7 @@ def bench_cpu(size: int, n: int = 100, backend: str = "native", warm: int = 1500
     from synth import SampleRenderer, SynthConfig
 
     cv2.setNumThreads(1)
-    over = {} if bank else {"asset_bank_size": 0, "distractor_bank_size": 0}
+    over = {} if bank else {"asset_bank_size": 0, "distractor_bank_size": 0, "background_bank_size": 0}
     r = SampleRenderer(SynthConfig.default().replace(size=size, camera_backend=backend, **over))
     for i in range(max(5, warm if bank else 5)):
         r.render(10_000_000 + i, 0)
