@@ -133,6 +133,10 @@ class ProceduralKeys:
             affine: float64 (2, 3) mapping cut-out pixels to the rotated, scaled (``length_px / Lb``)
                 key, i.e. what :meth:`sample_layers` would have returned (up to its margin).
             out_hw: (h, w) of the box ``affine`` maps into.
+
+        Raises:
+            ValueError: ``length_px`` outside [12, 4096], non-finite angle, ``bank_size < 1``, bad light.
+            TypeError: ``rng`` is not a ``numpy.random.Generator``.
         """
         L, a = _check_sample_args(length_px, angle_deg)
         if not isinstance(rng, np.random.Generator):

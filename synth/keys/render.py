@@ -288,6 +288,9 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
             and then warped matches one rasterised at that angle.
         detail: the object's cached surface marks (:func:`surface_detail`); None = draw them here
             (streak / blotch placement and ``metal["scratches"]`` lines per 100 px).
+
+    Raises:
+        ValueError: a material the relief needs is missing, or a bad ``light_dir`` / ``env``.
     """
     if relief.has_metal and metal is None:
         raise ValueError("this relief has metal: pass a metal material")
