@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from .meta import fresh_copy, jsonable
+from .seeding import uniform
 from .keys.geometry import Shape, ellipse_pts, rect_pts, rounded_rect_pts
 from .keys.bank import ASSET_CACHE, asset_rng, canonical_affine, draw_asset
 from .keys.materials import sample_material, sample_plastic
@@ -31,7 +32,7 @@ def _pick(rng, seq):
 
 
 def _u(rng, lo, hi) -> float:
-    return float(rng.uniform(lo, hi))
+    return uniform(rng, lo, hi)
 
 
 def _arc(cx, cy, r, a0, a1, n=20) -> np.ndarray:

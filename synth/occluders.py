@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from .compose import Layer
+from .seeding import uniform
 
 __all__ = ["FallbackKeys", "key_ring_layers", "finger_layer", "blob_layer", "fallback_distractor", "SKIN_TONES"]
 
@@ -52,8 +53,8 @@ class FallbackKeys:
 
     def sample(self, rng, *, length_px: float, angle_deg: float, light_dir=(0.0, 0.0, 1.0), env=None, shading=True):
         L = max(6.0, float(length_px))
-        bow_r = L * rng.uniform(0.15, 0.22)
-        bw = L * rng.uniform(0.09, 0.14)  # blade width
+        bow_r = L * uniform(rng, 0.15, 0.22)
+        bw = L * uniform(rng, 0.09, 0.14)  # blade width
         h = int(np.ceil(2 * bow_r + 4))
         w = int(np.ceil(L + 4))
         cy = h / 2.0
@@ -71,14 +72,14 @@ class FallbackKeys:
         n_teeth = int(rng.integers(4, 7))
         xs = np.linspace(x1 - bw, bx + bow_r * 1.3, n_teeth * 2)
         for i, x in enumerate(xs):
-            blade.append([x, cy + bw / 2 + (bw * rng.uniform(0.25, 0.6) if i % 2 == 0 else 0)])
+            blade.append([x, cy + bw / 2 + (bw * uniform(rng, 0.25, 0.6) if i % 2 == 0 else 0)])
         blade.append([bx, cy + bw / 2])
         cv2.fillPoly(a, [_pts(blade)], 255, cv2.LINE_AA, _SH)
         hole = (bx - bow_r * 0.45, cy)
         hr = max(1.0, bow_r * 0.28)
         cv2.circle(a, tuple(int(v) for v in _pts(hole)), int(hr * _S), 0, -1, cv2.LINE_AA, _SH)
         material = str(_pick(rng, list(METALS)))
-        col = np.asarray(METALS[material], np.float32) * np.float32(rng.uniform(0.85, 1.1))
+        col = np.asarray(METALS[material], np.float32) * np.float32(uniform(rng, 0.85, 1.1))
         rgb = np.empty((h, w, 3), np.float32)
         rgb[:] = col
         if shading:
@@ -131,11 +132,11 @@ def key_ring_layers(rng, hole_xy, blade_dir, key_len: float, light_dir, shading=
     frame coordinates. The ring centre lies away from the blade; the half of the ring on one side of
     the line (hole -> ring centre) is pasted under the key, the other half over it, as a ring
     passing through the hole looks."""
-    r = float(radius) if radius is not None else key_len * float(rng.uniform(0.18, 0.45))
-    t = max(1.2, key_len * float(rng.uniform(0.018, 0.035)))
+    r = float(radius) if radius is not None else key_len * uniform(rng, 0.18, 0.45)
+    t = max(1.2, key_len * uniform(rng, 0.018, 0.035))
     bx, by = blade_dir
     cx, cy = hole_xy[0] - bx * r, hole_xy[1] - by * r
-    colour = np.asarray(METALS[str(_pick(rng, ["nickel", "steel", "brass"]))], np.float32) * np.float32(rng.uniform(0.8, 1.05))
+    colour = np.asarray(METALS[str(_pick(rng, ["nickel", "steel", "brass"]))], np.float32) * np.float32(uniform(rng, 0.8, 1.05))
     planes, a = _metal_ring_planes(r, t, light_dir, shading, colour)
     n = a.shape[0]
     x0, y0 = int(round(cx - n / 2)), int(round(cy - n / 2))
@@ -183,7 +184,7 @@ def finger_layer(rng, tip_xy, direction, width: float, length: float, light_dir,
     rad = width / 2 * (1 + 0.15 * np.clip(along / max(length, 1), 0, 1))
     dist = np.where(along < 0, np.sqrt(along * along + across * across), np.abs(across))
     alpha = np.clip(rad - dist + 0.5, 0, 1)
-    skin = SKIN_TONES[int(rng.integers(len(SKIN_TONES)))] * np.float32(rng.uniform(0.85, 1.1))
+    skin = SKIN_TONES[int(rng.integers(len(SKIN_TONES)))] * np.float32(uniform(rng, 0.85, 1.1))
     rgb = np.empty((idx.size, 3), np.float32)
     rgb[:] = skin
     if shading:
@@ -208,8 +209,8 @@ def blob_layer(rng, centre, radius: float, light_dir, shading=True):
     n = 16
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
     rr = radius * (1 + 0.25 * rng.standard_normal(n)).clip(0.5, 1.6)
-    ax = float(rng.uniform(0.4, 1.0))
-    rot = float(rng.uniform(0, np.pi))
+    ax = uniform(rng, 0.4, 1.0)
+    rot = uniform(rng, 0, np.pi)
     xs, ys = rr * np.cos(t), rr * np.sin(t) * ax
     px = centre[0] + xs * np.cos(rot) - ys * np.sin(rot)
     py = centre[1] + xs * np.sin(rot) + ys * np.cos(rot)
@@ -236,7 +237,7 @@ def fallback_distractor(rng, kind: str, *, size_px: float, angle_deg: float, lig
     if kind == "coin":
         cv2.circle(a, tuple(int(v) for v in _pts([c, c])), int(s / 2 * _S), 255, -1, cv2.LINE_AA, _SH)
     else:
-        bw = s * rng.uniform(0.1, 0.3)
+        bw = s * uniform(rng, 0.1, 0.3)
         cv2.fillPoly(a, [_pts([[2, c - bw / 2], [n - 2, c - bw / 2], [n - 2, c + bw / 2], [2, c + bw / 2]])], 255, cv2.LINE_AA, _SH)
     col = rng.uniform(30, 230, 3)
     rgb = np.empty((n, n, 3), np.float32)

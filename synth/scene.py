@@ -20,7 +20,7 @@ from .compose import Canvas, rgba_to_layer, shadow_alpha, warp_layer
 from .config import SynthConfig
 from .meta import jsonable
 from .keys.bank import ASSET_CACHE
-from .seeding import asset_bank_seed, child_rng, sample_seed
+from .seeding import asset_bank_seed, child_rng, normal, sample_seed, uniform
 from . import functional as F
 from .occluders import FallbackKeys, blob_layer, fallback_distractor, finger_layer, key_ring_layers
 
@@ -150,11 +150,11 @@ class SampleRenderer:
         hole = km.get("hole_xy")
         # projective jitter (+ foreshortening + downscale for tiny keys) as one warp
         s = L / Lr
-        jit = float(rng.uniform(*c.perspective_range))
-        asp = float(rng.uniform(*c.aspect_jitter_range))
+        jit = uniform(rng, *c.perspective_range)
+        asp = uniform(rng, *c.aspect_jitter_range)
         src_pts = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
         d = rng.uniform(-jit, jit, (4, 2)) * max(h, w)
-        ang = math.radians(float(rng.uniform(0, 180)))
+        ang = math.radians(uniform(rng, 0, 180))
         u = np.array([math.cos(ang), math.sin(ang)])  # foreshortening axis
         ctr = np.array([w / 2, h / 2])
         rel = src_pts - ctr
@@ -190,9 +190,9 @@ class SampleRenderer:
         lx, ly, lz = light
         n = math.hypot(lx, ly) or 1.0
         cot = min(3.0, math.hypot(lx, ly) / max(lz, 0.2))
-        off = float(rng.uniform(*c.shadow_offset_range)) * L * cot * lift
-        sig = float(rng.uniform(*c.shadow_blur_range)) * L * lift + 0.6
-        st = float(rng.uniform(*c.shadow_strength_range))
+        off = uniform(rng, *c.shadow_offset_range) * L * cot * lift
+        sig = uniform(rng, *c.shadow_blur_range) * L * lift + 0.6
+        st = uniform(rng, *c.shadow_strength_range)
         dx, dy = -lx / n * off, -ly / n * off
         pad = int(math.ceil(3 * sig)) + 1
         a = layer.alpha
@@ -201,7 +201,7 @@ class SampleRenderer:
         canvas.darken(sa, int(round(layer.x0 - pad + dx)), int(round(layer.y0 - pad + dy)), st, tint)
         cst = 0.0
         if lift <= 1.0:
-            cst = float(rng.uniform(*c.contact_shadow_strength_range))
+            cst = uniform(rng, *c.contact_shadow_strength_range)
             csig = 0.5 + 0.004 * L
             cp = int(math.ceil(3 * csig)) + 1
             ca = shadow_alpha(a, csig, cp)
@@ -241,8 +241,8 @@ class SampleRenderer:
         if bg.shape != (S, S, 3) or bg.dtype != np.uint8:
             raise ValueError(f"background source {self.backgrounds!r} returned {bg.dtype} {bg.shape}, expected uint8 {(S, S, 3)}")
         r_light = child_rng(seed, "light")
-        az = float(r_light.uniform(0, 360))
-        el = float(r_light.uniform(*c.light_elevation_range))
+        az = uniform(r_light, 0, 360)
+        el = uniform(r_light, *c.light_elevation_range)
         ca, sa_, ce, se = math.cos(math.radians(az)), math.sin(math.radians(az)), math.cos(math.radians(el)), math.sin(math.radians(el))
         light = (ce * ca, ce * sa_, se)
         env = cv2.blur(cv2.resize(bg, (64, 64), interpolation=cv2.INTER_AREA), (9, 9))
@@ -263,7 +263,7 @@ class SampleRenderer:
                 mode, n = "scatter", int(r_lay.integers(c.n_keys_range[0], c.n_keys_range[1] + 1))
         meta["mode"] = mode
         if mode == "crop":
-            scale = float(r_lay.uniform(*c.crop_like_length_range))
+            scale = uniform(r_lay, *c.crop_like_length_range)
         else:
             lo, hi = c.key_length_range if r_lay.random() < c.tiny_key_prob else c.key_length_typical_range
             if not (mode == "scatter" and n == 1):  # several keys must fit together
@@ -276,20 +276,20 @@ class SampleRenderer:
         placed = []  # (layer, hole_frame, blade_dir, L, meta)
         ring_spec = None
         if mode == "cluster":
-            ring_r = scale * S * float(r_lay.uniform(0.15, 0.3))
+            ring_r = scale * S * uniform(r_lay, 0.15, 0.3)
             rc = r_lay.uniform(0.25, 0.75, 2) * S
-            base = float(r_lay.uniform(0, 360))
-            spread = float(r_lay.uniform(30, 150))
+            base = uniform(r_lay, 0, 360)
+            spread = uniform(r_lay, 30, 150)
             ring_spec = {"centre": rc.tolist(), "radius": ring_r}
         delta = None
         for k in range(n):
-            L = scale * S * (float(r_lay.uniform(0.85, 1.15)) if n > 1 else 1.0)
+            L = scale * S * (uniform(r_lay, 0.85, 1.15) if n > 1 else 1.0)
             if mode == "cluster":
-                phi = base + (k / max(1, n - 1) - 0.5) * spread + float(r_lay.normal(0, 8))
+                phi = base + (k / max(1, n - 1) - 0.5) * spread + normal(r_lay, 0, 8)
                 want = phi if delta is None else phi - delta  # blade points outward from the ring
                 angle = want
             else:
-                angle = float(r_lay.uniform(0, 360))
+                angle = uniform(r_lay, 0, 360)
             layer, hole, km = self._key_layer(r_keys, L, angle, light, env, S,
                                               bank_seed if c.asset_bank_size > 0 else None)
             h, w = layer.alpha.shape
@@ -308,8 +308,8 @@ class SampleRenderer:
                 cut = r_lay.random() < c.crop_like_cut_prob
                 sh = r_lay.normal(0, 0.04, 2) * S
                 if cut:
-                    t = r_lay.uniform(0, 2 * math.pi)
-                    sh = sh + np.array([math.cos(t), math.sin(t)]) * L * float(r_lay.uniform(0.25, 0.5))
+                    t = uniform(r_lay, 0, 2 * math.pi)
+                    sh = sh + np.array([math.cos(t), math.sin(t)]) * L * uniform(r_lay, 0.25, 0.5)
                 pos = np.array([S / 2, S / 2]) + sh - ctr
                 km["border_cut"] = bool(cut)
             else:
@@ -335,7 +335,7 @@ class SampleRenderer:
             for _ in range(nd):
                 kind = str(kinds[int(r_neg.integers(len(kinds)))])
                 size_px = max(8.0, _loguniform(r_neg, *c.distractor_size_range) * S)
-                ang_d = float(r_neg.uniform(0, 360))
+                ang_d = uniform(r_neg, 0, 360)
                 # the scene's env (like keys): consistent reflections, and no per-object synthetic room
                 if fn is fallback_distractor:
                     rgba, dm = fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=light, shading=c.shading)
@@ -350,8 +350,8 @@ class SampleRenderer:
                                   env=env)
                     lay = rgba_to_layer(rgba)
                 hh, ww = lay.alpha.shape
-                lay.x0 = int(r_neg.uniform(-ww * 0.3, S - ww * 0.7))
-                lay.y0 = int(r_neg.uniform(-hh * 0.3, S - hh * 0.7))
+                lay.x0 = int(uniform(r_neg, -ww * 0.3, S - ww * 0.7))
+                lay.y0 = int(uniform(r_neg, -hh * 0.3, S - hh * 0.7))
                 over = bool(r_neg.random() < 0.3)
                 (over_d if over else under_d).append((lay, size_px))
                 neg_meta.append({"kind": kind, "size_px": size_px, "over_keys": over, "xy": [lay.x0, lay.y0],
@@ -382,16 +382,16 @@ class SampleRenderer:
                     for f in range(nf):
                         j = int(r_occ.integers(len(xs)))
                         tip = (xs[j] + lay.x0, ys[j] + lay.y0)
-                        t = float(r_occ.uniform(0, 2 * math.pi))
-                        width = max(3.0, L * float(r_occ.uniform(0.22, 0.45)))
+                        t = uniform(r_occ, 0, 2 * math.pi)
+                        width = max(3.0, L * uniform(r_occ, 0.22, 0.45))
                         fl, fm = finger_layer(r_occ, tip, (math.cos(t), math.sin(t)), width, 1.5 * S, light, c.shading, (S, S))
                         tops.append(fl)
                         occ_meta.append({"type": "finger", "tip": [float(tip[0]), float(tip[1])], "dir_rad": t, **fm})
             if placed and r_occ.random() < c.blob_occluder_prob:
                 lay, _, _, L, _ = placed[int(r_occ.integers(len(placed)))]
                 hh, ww = lay.alpha.shape
-                ctr = (lay.x0 + ww * float(r_occ.uniform(0, 1)), lay.y0 + hh * float(r_occ.uniform(0, 1)))
-                rad = L * float(r_occ.uniform(0.2, 0.6))
+                ctr = (lay.x0 + ww * uniform(r_occ, 0, 1), lay.y0 + hh * uniform(r_occ, 0, 1))
+                rad = L * uniform(r_occ, 0.2, 0.6)
                 bl, bm = blob_layer(r_occ, ctr, rad, light, c.shading)
                 tops.append(bl)
                 occ_meta.append({"type": "blob", "centre": list(ctr), **bm})
@@ -424,8 +424,8 @@ class SampleRenderer:
             canvas.paste(lay)
 
         # ---------------- illumination, camera
-        amp = float(r_light.uniform(*c.lighting_gradient_range))
-        amb = float(r_light.uniform(*c.ambient_range))
+        amp = uniform(r_light, *c.lighting_gradient_range)
+        amb = uniform(r_light, *c.ambient_range)
         # illumination gradient x exposure as one low-res gain map, applied by the camera chain in the
         # same pass as its vignette and the float -> uint8 conversion
         gain = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sample_seed", "sample_rng", "child_rng", "asset_bank_seed"]
+__all__ = ["sample_seed", "sample_rng", "child_rng", "asset_bank_seed", "uniform", "normal"]
 
 
 def _seed63(words: list[int]) -> int:
@@ -69,3 +69,16 @@ def asset_bank_seed(run_seed: int, generation: int) -> int:
     import zlib
 
     return _seed63([_check_int("run_seed", run_seed), _check_int("generation", generation), zlib.crc32(b"asset-bank")])
+
+
+def uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """One draw of ``rng.uniform(lo, hi)`` as a Python float, bit-identical (NumPy computes
+    ``lo + (hi - lo) * next_double``) and the same stream position, without the ~2.5 us argument
+    handling of a scalar ``Generator.uniform`` call (a sample makes a few hundred such draws)."""
+    return lo + (hi - lo) * rng.random()
+
+
+def normal(rng: np.random.Generator, mu: float, sigma: float) -> float:
+    """One draw of ``rng.normal(mu, sigma)`` as a Python float, bit-identical
+    (``mu + sigma * standard_normal``), without the scalar-call overhead."""
+    return mu + sigma * rng.standard_normal()

@@ -11,6 +11,8 @@ with the affine that rotates and scales it.
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
 from ..meta import fresh_copy, jsonable
@@ -60,19 +62,23 @@ class ProceduralKeys:
     def __init__(self, kinds: tuple[str, ...] | None = None, materials: tuple[str, ...] | None = None) -> None:
         self.kinds = check_names(kinds, KEY_KINDS, "key kind")
         self.materials = check_names(materials, MATERIALS, "material")
+        self._cdf: dict[str, list[float]] = {}  # material-family CDF per key kind
 
     def __repr__(self) -> str:
         return f"ProceduralKeys(kinds={self.kinds!r}, materials={self.materials!r})"
 
     def _material_name(self, rng: np.random.Generator, kind: str) -> str:
-        w = np.array([KIND_MATERIAL_WEIGHTS[kind].get(m, 0.0) for m in self.materials], np.float64)
-        if w.sum() <= 0:
-            w = np.ones(len(self.materials))
+        cdf = self._cdf.get(kind)
+        if cdf is None:
+            w = np.array([KIND_MATERIAL_WEIGHTS[kind].get(m, 0.0) for m in self.materials], np.float64)
+            if w.sum() <= 0:
+                w = np.ones(len(self.materials))
+            cdf = np.cumsum(w / w.sum())
+            cdf /= cdf[-1]
+            cdf = self._cdf[kind] = cdf.tolist()
         # == rng.choice(len, p=w / w.sum()) (inverse-CDF on one rng.random(), same stream), without its
-        # ~20 us validation overhead
-        cdf = np.cumsum(w / w.sum())
-        cdf /= cdf[-1]
-        return str(self.materials[int(cdf.searchsorted(rng.random(), side="right"))])
+        # ~20 us validation overhead; the CDF per kind is computed once
+        return self.materials[bisect.bisect_right(cdf, rng.random())]
 
     def sample_layers(self, rng: np.random.Generator, *, length_px: float, angle_deg: float, light_dir,
                       env: np.ndarray | None = None, shading: bool = True

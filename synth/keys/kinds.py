@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from ..seeding import uniform
+
 from .geometry import Shape, ellipse_pts, flower_pts, rect_pts, regular_polygon_pts, rounded_rect_pts
 
 __all__ = ["KEY_BUILDERS", "BOW_SHAPES"]
@@ -21,7 +23,7 @@ BOW_SHAPES = ("round", "oval", "rect", "hexagon", "clover", "pear")
 
 
 def _u(rng, lo, hi) -> float:
-    return float(rng.uniform(lo, hi))
+    return uniform(rng, lo, hi)
 
 
 def _pick(rng, seq):

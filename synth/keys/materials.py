@@ -18,11 +18,13 @@ import colorsys
 
 import numpy as np
 
+from ..seeding import uniform
+
 __all__ = ["MATERIALS", "sample_material", "sample_plastic", "check_names"]
 
 
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
+    return uniform(rng, lo, hi)
 
 
 def _hsv(h: float, s: float, v: float) -> list[float]:

@@ -24,9 +24,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..seeding import normal, uniform
 from .geometry import Raster, Shape, rasterize, rotation_matrix
+from .kernels import HALF_TO_FLOAT, as_half_bits, params_vector, shade_pixels
 from .shading import (blotch_bank, canonical_coords, check_env, check_light, default_env, lookup_texture,
-                      relief_normals, shade_surface, streak_bank)
+                      relief_normals, streak_bank)
 
 __all__ = ["Relief", "SurfaceDetail", "build_relief", "surface_detail", "shade_relief", "render_shape"]
 
@@ -35,9 +37,9 @@ def _scratches(rng: np.random.Generator, size: tuple[int, int], n: int, length: 
     img = np.zeros(size, np.uint8)
     h, w = size
     for _ in range(n):
-        x, y = rng.uniform(0, w), rng.uniform(0, h)
-        a = math.radians(axis_deg + (rng.normal(0, 8) if rng.random() < 0.6 else rng.uniform(0, 180)))
-        ln = length * rng.uniform(0.05, 0.35)
+        x, y = uniform(rng, 0, w), uniform(rng, 0, h)
+        a = math.radians(axis_deg + (normal(rng, 0, 8) if rng.random() < 0.6 else uniform(rng, 0, 180)))
+        ln = length * uniform(rng, 0.05, 0.35)
         p0 = (int(x * 16), int(y * 16))
         p1 = (int((x + ln * math.cos(a)) * 16), int((y - ln * math.sin(a)) * 16))
         cv2.line(img, p0, p1, int(rng.integers(60, 256)), 1, cv2.LINE_AA, 4)
@@ -85,6 +87,7 @@ class Relief:
     plastic_w: np.ndarray | None  # plastic coverage 0..1
     top_ratio: np.ndarray | None  # top face / total coverage (side wall darkening), None = no wall
     crop: tuple[int, int, int, int]
+    out_idx: np.ndarray  # int32 (N,): the same pixels as flat indices into the cut-out (crop)
     alpha: np.ndarray
     key_alpha: np.ndarray
     points: dict
@@ -95,7 +98,7 @@ class Relief:
 
     @property
     def nbytes(self) -> int:
-        arrs = [self.idx, self.cavity, self.plastic_w, self.top_ratio, self.alpha, self.key_alpha,
+        arrs = [self.idx, self.out_idx, self.cavity, self.plastic_w, self.top_ratio, self.alpha, self.key_alpha,
                 *(self.normals or ()), *(self.tex_xy or ())]
         return int(sum(a.nbytes for a in arrs if a is not None)) + 512
 
@@ -145,10 +148,10 @@ def build_relief(rng: np.random.Generator, shape: Shape, *, length_px: float, an
         raise ValueError("render_shape needs a metal or a plastic material")
     L = float(length_px)
     bevel = float(min(max(L * 0.0055, 0.7), 3.0))
-    side_px = int(round(rng.uniform(0.006, 0.02) * L)) if rng.random() < side_p else 0
+    side_px = int(round(uniform(rng, 0.006, 0.02) * L)) if rng.random() < side_p else 0
     if side_max is not None:
         side_px = max(0, min(side_px, int(side_max)))
-    side_a = rng.uniform(0, 2 * math.pi)
+    side_a = uniform(rng, 0, 2 * math.pi)
     bend = tuple(float(v) for v in rng.normal(0, bend_sigma))
     sdx, sdy = math.cos(side_a), math.sin(side_a)
     margin = int(math.ceil(bevel * 4)) + side_px + 2
@@ -206,15 +209,17 @@ def build_relief(rng: np.random.Generator, shape: Shape, *, length_px: float, an
     y0, y1 = max(rows[0] - 2, 0), min(rows[-1] + 3, hgt)
     x0, x1 = max(cols[0] - 2, 0), min(cols[-1] + 3, wid)
     alpha = np.ascontiguousarray(a8[y0:y1, x0:x1])
+    ys, xs = np.divmod(idx, wid)
+    out_idx = ((ys - y0) * (x1 - x0) + (xs - x0)).astype(np.int32)
     key_alpha = np.minimum(k8[y0:y1, x0:x1], alpha)
     pts = {}
     for name, p in (points or {}).items():
         q = ras.to_out(p)[0]
         pts[name] = [round(float(q[0] - x0), 2), round(float(q[1] - y0), 2)]
-    for a in (idx, cavity, pw, ratio, alpha, key_alpha, *(n or ()), *(tex or ())):
+    for a in (idx, out_idx, cavity, pw, ratio, alpha, key_alpha, *(n or ()), *(tex or ())):
         _frozen(a)
     return Relief(size=(hgt, wid), idx=idx, normals=n, cavity=cavity, tex_xy=tex, plastic_w=pw, top_ratio=ratio,
-                  crop=(int(y0), int(y1), int(x0), int(x1)), alpha=alpha, key_alpha=key_alpha, points=pts,
+                  crop=(int(y0), int(y1), int(x0), int(x1)), out_idx=out_idx, alpha=alpha, key_alpha=key_alpha, points=pts,
                   has_metal=bool(has_metal), has_plastic=pw is not None, side_px=side_px, bevel_px=round(bevel, 3))
 
 
@@ -244,8 +249,8 @@ def _metal_textures(rng: np.random.Generator, tex_xy: tuple[np.ndarray, np.ndarr
     (random bank texture, scale and offset of each), float32 (N,) each."""
     cx, cy = tex_xy
     sb, bb = streak_bank(), blotch_bank()
-    st = lookup_texture(sb[int(rng.integers(len(sb)))], cx, cy, rng.uniform(0.7, 1.6), tuple(rng.uniform(0, 512, 2)))
-    bl = lookup_texture(bb[int(rng.integers(len(bb)))], cx, cy, rng.uniform(0.8, 2.5), tuple(rng.uniform(0, 128, 2)))
+    st = lookup_texture(sb[int(rng.integers(len(sb)))], cx, cy, uniform(rng, 0.7, 1.6), tuple(rng.uniform(0, 512, 2)))
+    bl = lookup_texture(bb[int(rng.integers(len(bb)))], cx, cy, uniform(rng, 0.8, 2.5), tuple(rng.uniform(0, 128, 2)))
     return st, bl
 
 
@@ -303,62 +308,59 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
     f = np.float32(1.0 / 255.0)
     base_m = np.asarray(metal["albedo"] if metal and relief.has_metal else (0.5, 0.5, 0.5), np.float32)
     base_p = np.asarray(plastic["albedo"] if plastic else (0.1, 0.1, 0.1), np.float32)
-    f32 = (lambda a: a if a is None or a.dtype == np.float32 else a.astype(np.float32))  # compacted (float16) caches
-    pw = f32(relief.plastic_w)
-    cavity, top_ratio = f32(relief.cavity), f32(relief.top_ratio)
-    if detail is not None:
-        detail = SurfaceDetail(f32(detail.streak), f32(detail.blotch), f32(detail.scratches))
+    y0, y1, x0, x1 = relief.crop
+    rgba = np.zeros((y1 - y0, x1 - x0, 4), np.uint8)
     if not shading or relief.normals is None:
         col = np.empty((3, idx.size), np.float32)
         col[:] = (base_m if relief.has_metal else base_p)[:, None]
-        if pw is not None and relief.has_metal:
-            col[:, pw > 0.5] = base_p[:, None]
+        if relief.plastic_w is not None and relief.has_metal:
+            col[:, relief.plastic_w > 0.5] = base_p[:, None]
+        # planar colour scattered into the box (contiguous per-channel writes), then cropped + interleaved
+        planes = np.zeros((3, hgt * wid), np.uint8)
+        planes[:, idx] = np.minimum(np.maximum(col * 255.0 + 0.5, 0), 255).astype(np.uint8)
+        planes = planes.reshape(3, hgt, wid)[:, y0:y1, x0:x1]
+        for ch in range(3):
+            rgba[..., ch] = planes[ch]
     else:
-        n = tuple(f32(a) for a in relief.normals)
-        if normal_rotation_deg:
-            r = rotation_matrix(normal_rotation_deg)
-            nx, ny, nz = n
-            n = (nx * np.float32(r[0, 0]) + ny * np.float32(r[0, 1]),
-                 nx * np.float32(r[1, 0]) + ny * np.float32(r[1, 1]), nz)
         e = _env_planar(env) if env is not None else _planar96(default_env(rng, light))
-        centre = tuple(float(v) for v in rng.uniform(0.3, 0.7, 2))
-        col = None
+        centre = rng.uniform(0.3, 0.7, 2)
+        st = bl = scr = None
+        prm = {}
         if relief.has_metal:
-            st, bl = (detail.streak, detail.blotch) if detail is not None else _metal_textures(rng, relief.tex_xy)
-            wear = np.minimum(np.maximum(bl * np.float32(metal["wear"]), 0.0), 1.0)
-            alb = base_m[:, None] * (1.0 + np.float32(metal["streak"]) * st)
-            alb = alb * (1.0 - wear) + np.asarray(metal["rust"], np.float32)[:, None] * wear
-            spec_map = np.maximum(1.0 + np.float32(metal["streak"]) * st - 0.8 * wear, 0.1)
-            col = shade_surface(n, alb, light, e, diffuse=metal["diffuse"], specular=metal["specular"],
-                                shininess=metal["shininess"], env_strength=metal["env"], metallic=True,
-                                env_centre=centre, spec_map=spec_map)
             if detail is not None:
+                st, bl = detail.streak, detail.blotch
                 if detail.scratches is not None and metal.get("scratches", 0) > 0:
-                    amt = np.float32(0.3 * min(1.0, metal["scratches"] / SCRATCH_DENSITY))
-                    col += (detail.scratches * amt) * (0.5 + 0.5 * base_m)[:, None]
+                    scr = detail.scratches
+                    prm["scratch_amount"] = 0.3 * min(1.0, metal["scratches"] / SCRATCH_DENSITY)
             else:
+                st, bl = _metal_textures(rng, relief.tex_xy)
                 ns = int(round(metal.get("scratches", 0) * L / 100.0))
                 if ns:
-                    scr = _scratches(rng, relief.size, ns, L, scratch_axis_deg).reshape(-1)[idx].astype(np.float32) * (f * 0.3)
-                    col += scr * (0.5 + 0.5 * base_m)[:, None]
-            if cavity is not None:  # grooves and dimples are shadowed
-                col *= np.exp(cavity * np.float32(-0.18 / relief.bevel_px))
+                    scr = _scratches(rng, relief.size, ns, L, scratch_axis_deg).reshape(-1)[idx].astype(np.float32) * f
+                    prm["scratch_amount"] = 0.3
+            prm.update(metal=1.0, m_streak=metal["streak"], m_wear=metal["wear"], m_diffuse=metal["diffuse"],
+                       m_specular=metal["specular"], m_shininess=metal["shininess"], m_env=metal["env"],
+                       cavity_coef=-0.18 / relief.bevel_px)
+            prm["m_r"], prm["m_g"], prm["m_b"] = (float(v) for v in base_m)
+            prm["rust_r"], prm["rust_g"], prm["rust_b"] = (float(v) for v in metal["rust"])
+        pw = relief.plastic_w
         if plastic is not None and (pw is not None or not relief.has_metal):
-            pcol = shade_surface(n, base_p, light, e, diffuse=plastic["diffuse"], specular=plastic["specular"],
-                                 shininess=plastic["shininess"], env_strength=plastic["env"], metallic=False,
-                                 env_centre=centre)
-            col = pcol if col is None else col + (pcol - col) * pw
-        col *= np.float32(rng.uniform(0.85, 1.15))
-        if top_ratio is not None:  # darken the side wall (the part not covered by the top face)
-            col *= np.float32(0.4) + np.float32(0.6) * top_ratio
-    # planar colour scattered into the box (contiguous per-channel writes), then cropped + interleaved
-    y0, y1, x0, x1 = relief.crop
-    planes = np.zeros((3, hgt * wid), np.uint8)
-    planes[:, idx] = np.minimum(np.maximum(col * 255.0 + 0.5, 0), 255).astype(np.uint8)
-    planes = planes.reshape(3, hgt, wid)[:, y0:y1, x0:x1]
-    rgba = np.empty((y1 - y0, x1 - x0, 4), np.uint8)
-    for ch in range(3):
-        rgba[..., ch] = planes[ch]
+            prm.update(plastic=1.0, p_diffuse=plastic["diffuse"], p_specular=plastic["specular"],
+                       p_shininess=plastic["shininess"], p_env=plastic["env"])
+            prm["p_r"], prm["p_g"], prm["p_b"] = (float(v) for v in base_p)
+        else:
+            pw = None
+        r = rotation_matrix(normal_rotation_deg) if normal_rotation_deg else np.eye(2)
+        lx, ly, lz = (float(v) for v in light)
+        hn = math.sqrt(lx * lx + ly * ly + (lz + 1.0) ** 2)  # Blinn half vector, viewer (0, 0, 1)
+        vec = params_vector(r00=r[0, 0], r01=r[0, 1], r10=r[1, 0], r11=r[1, 1], lx=lx, ly=ly, lz=lz, hx=lx / hn,
+                            hy=ly / hn, hz=(lz + 1.0) / hn, env_cx=centre[0], env_cy=centre[1], env_gain=0.8,
+                            ambient=0.25, brightness=uniform(rng, 0.85, 1.15), **prm)
+        h16 = as_half_bits
+        nx, ny, nz = relief.normals
+        shade_pixels(relief.out_idx, h16(nx), h16(ny), h16(nz), h16(st), h16(bl), h16(scr),
+                     h16(relief.cavity if relief.has_metal else None), h16(relief.top_ratio), h16(pw),
+                     HALF_TO_FLOAT, e, vec, rgba)
     rgba[..., 3] = relief.alpha
     info = {"side_px": relief.side_px, "bevel_px": relief.bevel_px, "points": {k: list(v) for k, v in relief.points.items()}}
     return rgba, np.array(relief.key_alpha), info

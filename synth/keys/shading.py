@@ -20,6 +20,8 @@ import math
 import cv2
 import numpy as np
 
+from ..seeding import uniform
+
 __all__ = [
     "streak_bank", "blotch_bank", "sample_texture", "relief_normals", "default_env", "check_env",
     "check_light", "shade_surface", "canonical_coords", "lookup_texture",
@@ -214,8 +216,8 @@ def default_env(rng: np.random.Generator, light: np.ndarray, size: int = 32) -> 
     tex = bank[int(rng.integers(len(bank)))]
     o = rng.integers(0, tex.shape[0] - size, 2)
     blot = tex[o[0]:o[0] + size, o[1]:o[1] + size]
-    base = float(rng.uniform(0.3, 0.6))
-    lum = np.clip(base + float(rng.uniform(0.15, 0.4)) * grad + float(rng.uniform(0.05, 0.15)) * blot, 0.02, 1.0)
+    base = uniform(rng, 0.3, 0.6)
+    lum = np.clip(base + uniform(rng, 0.15, 0.4) * grad + uniform(rng, 0.05, 0.15) * blot, 0.02, 1.0)
     tint = np.array([1.0, 1.0, 1.0], np.float32) + rng.uniform(-0.06, 0.06, 3).astype(np.float32)
     return lum[..., None] * tint[None, None, :]
 
