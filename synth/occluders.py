@@ -7,11 +7,16 @@ and shaded with simple analytic profiles (Lambert-like falloff across a cylinder
 
 from __future__ import annotations
 
+import math
+
 import cv2
+import numba
 import numpy as np
 
 from .compose import Layer
 from .seeding import uniform
+
+_NAIL = np.array([235.0, 205.0, 200.0])
 
 __all__ = ["FallbackKeys", "key_ring_layers", "finger_layer", "blob_layer", "fallback_distractor", "SKIN_TONES"]
 
@@ -94,37 +99,39 @@ class FallbackKeys:
                      "hole_xy": [float(hx), float(hy)]}
 
 
-def _metal_ring_planes(r: float, t: float, light_dir, shading: bool, colour) -> tuple[list, np.ndarray]:
-    """Annulus of mid-radius r, thickness t (px): ([R, G, B] float32 (n, n) planes in [0, 255],
-    straight alpha float32 (n, n)); rgb shaded like a torus cross-section (bright where the normal
-    faces the light). Planar, so no slow length-3 broadcasting."""
-    R = r + t / 2 + 2
-    n = int(np.ceil(2 * R))
-    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
-    xx -= n / 2.0
-    yy -= n / 2.0
-    d = np.sqrt(xx * xx + yy * yy)
-    u = (d - r) / (t / 2)  # -1..1 across the wire
-    alpha = np.clip((t / 2 + 0.5 - np.abs(d - r)), 0, 1).astype(np.float32)
-    col = np.asarray(colour, np.float32)
-    if shading:
-        nz = np.sqrt(np.clip(1 - u * u, 0, 1))
-        inv = 1.0 / np.maximum(d, 1e-3)
-        nx, ny = u * xx * inv, u * yy * inv
-        lam = np.clip(nx * light_dir[0] + ny * light_dir[1] + nz * light_dir[2], 0, 1)
-        spec = lam ** 24
-        g, s = (0.35 + 0.75 * lam), 200.0 * spec
-        planes = [np.clip(col[c] * g + s, 0, 255) for c in range(3)]
-    else:
-        planes = [np.full((n, n), min(max(col[c], 0), 255), np.float32) for c in range(3)]
-    return planes, alpha
-
-
-def _metal_ring_rgba(r: float, t: float, light_dir, shading: bool, colour) -> np.ndarray:
-    """Annulus of mid-radius r, thickness t (px) as RGBA float (h, w, 4): alpha straight, rgb shaded
-    like a torus cross-section (bright where the normal faces the light)."""
-    planes, alpha = _metal_ring_planes(r, t, light_dir, shading, colour)
-    return np.dstack(planes + [alpha])
+@numba.njit(cache=True, nogil=True)
+def _ring_halves(n, r, t, light, shading, col, x0, y0, cx, cy, bx, by, under_rgb, under_a, over_rgb, over_a):
+    """Annulus of mid-radius r, wire thickness t (px) in an (n, n) box at frame (x0, y0), split by
+    the line through (cx, cy) along (bx, by) into two premultiplied layers (arrays pre-zeroed).
+    Colour: torus cross-section shading, ``clip(col (0.35 + 0.75 lam) + 200 lam**24, 0, 255)`` with
+    ``lam = clip(n.l, 0, 1)`` and the wire normal ``(u x/d, u y/d, sqrt(1 - u^2))``,
+    ``u = (d - r) / (t/2)``; alpha ``clip(t/2 + 0.5 - |d - r|, 0, 1)`` (anti-aliased edges)."""
+    hc = n / 2.0
+    ht = t / 2.0
+    for y in range(n):
+        yy = y - hc
+        for x in range(n):
+            xx = x - hc
+            d = math.sqrt(xx * xx + yy * yy)
+            a = ht + 0.5 - abs(d - r)
+            if a <= 0.0:
+                continue
+            if a > 1.0:
+                a = 1.0
+            if shading:
+                u = (d - r) / ht
+                nz = math.sqrt(max(1.0 - u * u, 0.0))
+                inv = 1.0 / max(d, 1e-3)
+                lam = (u * xx * inv) * light[0] + (u * yy * inv) * light[1] + nz * light[2]
+                lam = min(max(lam, 0.0), 1.0)
+                g, s = 0.35 + 0.75 * lam, 200.0 * lam ** 24
+            else:
+                g, s = 1.0, 0.0
+            over = ((x + x0 - cx) * -by + (y + y0 - cy) * bx) > 0  # left/right of the axis through the hole
+            rgb, al = (over_rgb, over_a) if over else (under_rgb, under_a)
+            al[y, x] = a
+            for k in range(3):
+                rgb[y, x, k] = min(max(col[k] * g + s, 0.0), 255.0) * a
 
 
 def key_ring_layers(rng, hole_xy, blade_dir, key_len: float, light_dir, shading=True, radius=None):
@@ -137,17 +144,44 @@ def key_ring_layers(rng, hole_xy, blade_dir, key_len: float, light_dir, shading=
     bx, by = blade_dir
     cx, cy = hole_xy[0] - bx * r, hole_xy[1] - by * r
     colour = np.asarray(METALS[str(_pick(rng, ["nickel", "steel", "brass"]))], np.float32) * np.float32(uniform(rng, 0.8, 1.05))
-    planes, a = _metal_ring_planes(r, t, light_dir, shading, colour)
-    n = a.shape[0]
+    n = int(np.ceil(2 * (r + t / 2 + 2)))
     x0, y0 = int(round(cx - n / 2)), int(round(cy - n / 2))
-    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
-    side = ((xx + x0 - cx) * -by + (yy + y0 - cy) * bx) > 0  # left/right of the axis through the hole
-    # premultiplied halves, built per channel plane (same float32 products as the (n, n, 3) broadcast)
-    sf, nf = side.astype(np.float32), (~side).astype(np.float32)
-    rgbp = [p * a for p in planes]
-    over = Layer(cv2.merge([p * sf for p in rgbp]), a * side, x0, y0)
-    under = Layer(cv2.merge([p * nf for p in rgbp]), a * ~side, x0, y0)
+    under, over = (Layer(np.zeros((n, n, 3), np.float32), np.zeros((n, n), np.float32), x0, y0) for _ in range(2))
+    _ring_halves(n, r, t, np.asarray(light_dir, np.float64), bool(shading), colour.astype(np.float64), x0, y0, cx, cy,
+                 float(bx), float(by), under.rgb, under.alpha, over.rgb, over.alpha)
     return under, over, {"ring_radius_px": r, "ring_wire_px": t, "ring_centre": [float(cx), float(cy)]}
+
+
+@numba.njit(cache=True, nogil=True)
+def _finger_pixels(idx, w, ox, oy, dx, dy, width, length, light, shading, nail_on, skin, rgb, alpha):
+    """Capsule pixels ``idx`` (flat in a ``w``-wide box whose origin is (ox, oy) from the tip):
+    ``along`` / ``across`` the finger axis (dx, dy); radius ``width/2 (1 + 0.15 clip(along/length))``
+    (wider toward the hand); alpha ``clip(rad - dist + 0.5, 0, 1)`` (round tip); skin colour x
+    cylinder shading ``0.45 + 0.7 clip(n.l)``; a lighter nail near the tip; premultiplied out."""
+    for i in range(idx.size):
+        p = idx[i]
+        px = (p % w) + ox
+        py = (p // w) + oy
+        along = px * dx + py * dy
+        across = -px * dy + py * dx
+        rad = width / 2 * (1 + 0.15 * min(max(along / max(length, 1.0), 0.0), 1.0))
+        dist = math.sqrt(along * along + across * across) if along < 0 else abs(across)
+        a = min(max(rad - dist + 0.5, 0.0), 1.0)
+        if a == 0.0:
+            continue
+        g = 1.0
+        if shading:
+            u = min(max(across / rad, -1.0), 1.0)
+            lam = u * (-dy * light[0] + dx * light[1]) + math.sqrt(1 - u * u) * light[2]
+            g = 0.45 + 0.7 * min(max(lam, 0.0), 1.0)
+        nail = nail_on and width * 0.08 < along < width * 0.9 and abs(across) < rad * 0.6
+        y, x = p // w, p % w
+        alpha[y, x] = a
+        for k in range(3):
+            c = skin[k] * g
+            if nail:
+                c = c * 0.6 + _NAIL[k] * 0.4
+            rgb[y, x, k] = c * a
 
 
 def finger_layer(rng, tip_xy, direction, width: float, length: float, light_dir, shading=True, frame_hw=None):
@@ -174,34 +208,14 @@ def finger_layer(rng, tip_xy, direction, width: float, length: float, light_dir,
     fp = np.zeros((h, w), np.uint8)
     cv2.fillConvexPoly(fp, np.round((rect - (x0, y0)) * 16).astype(np.int32), 1, cv2.LINE_8, 4)
     fp = cv2.dilate(fp, np.ones((5, 5), np.uint8))
-    idx = np.flatnonzero(fp)
-    yy, xx = np.divmod(idx, w)
-    yy, xx = yy.astype(np.float32), xx.astype(np.float32)
-    px, py = xx + x0 - tx, yy + y0 - ty
-    along = px * dx + py * dy
-    across = -px * dy + py * dx
-    # widen slightly toward the hand
-    rad = width / 2 * (1 + 0.15 * np.clip(along / max(length, 1), 0, 1))
-    dist = np.where(along < 0, np.sqrt(along * along + across * across), np.abs(across))
-    alpha = np.clip(rad - dist + 0.5, 0, 1)
+    idx = np.flatnonzero(fp).astype(np.int32)
     skin = SKIN_TONES[int(rng.integers(len(SKIN_TONES)))] * np.float32(uniform(rng, 0.85, 1.1))
-    rgb = np.empty((idx.size, 3), np.float32)
-    rgb[:] = skin
-    if shading:
-        u = np.clip(across / rad, -1, 1)
-        nz = np.sqrt(1 - u * u)
-        lam = np.clip(u * (-dy * light_dir[0] + dx * light_dir[1]) + nz * light_dir[2], 0, 1)
-        rgb *= (0.45 + 0.7 * lam)[..., None]
-    nail = (along > width * 0.08) & (along < width * 0.9) & (np.abs(across) < rad * 0.6)
     nail_on = bool(rng.random() < 0.6)
-    if nail_on:
-        rgb[nail] = rgb[nail] * 0.6 + np.float32([235, 205, 200]) * 0.4
-    prgb = rgb * alpha[..., None]
-    rgb_full = np.zeros((h * w, 3), prgb.dtype)
-    rgb_full[idx] = prgb
-    a_full = np.zeros(h * w, np.float32)
-    a_full[idx] = alpha
-    return Layer(rgb_full.reshape(h, w, 3), a_full.reshape(h, w), x0, y0), {"finger_width_px": width, "nail": nail_on}
+    rgb = np.zeros((h, w, 3), np.float32)
+    a = np.zeros((h, w), np.float32)
+    _finger_pixels(idx, w, float(x0 - tx), float(y0 - ty), float(dx), float(dy), float(width), float(length),
+                   np.asarray(light_dir, np.float64), bool(shading), nail_on, skin.astype(np.float64), rgb, a)
+    return Layer(rgb, a, x0, y0), {"finger_width_px": width, "nail": nail_on}
 
 
 def blob_layer(rng, centre, radius: float, light_dir, shading=True):
