@@ -153,19 +153,21 @@ class SampleRenderer:
         jit = uniform(rng, *c.perspective_range)
         asp = uniform(rng, *c.aspect_jitter_range)
         src_pts = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-        d = rng.uniform(-jit, jit, (4, 2)) * max(h, w)
+        d = (rng.uniform(-jit, jit, (4, 2)) * max(h, w)).tolist()
         ang = math.radians(uniform(rng, 0, 180))
-        u = np.array([math.cos(ang), math.sin(ang)])  # foreshortening axis
-        ctr = np.array([w / 2, h / 2])
-        rel = src_pts - ctr
-        rel = rel + np.outer(rel @ u, u) * (asp - 1)
-        dst = (rel + d) * s
-        dst -= dst.min(0) - 1
-        M = cv2.getPerspectiveTransform(src_pts, dst.astype(np.float32))
-        ow, oh = int(np.ceil(dst[:, 0].max())) + 2, int(np.ceil(dst[:, 1].max())) + 2
+        ux, uy = math.cos(ang), math.sin(ang)  # foreshortening axis
+        dst = []
+        for (x, y), (ddx, ddy) in zip(((0, 0), (w, 0), (w, h), (0, h)), d):
+            rx, ry = x - w / 2, y - h / 2
+            t = (rx * ux + ry * uy) * (asp - 1)
+            dst.append([(rx + t * ux + ddx) * s, (ry + t * uy + ddy) * s])
+        mx, my = min(p[0] for p in dst) - 1, min(p[1] for p in dst) - 1
+        dst = [[x - mx, y - my] for x, y in dst]
+        M = cv2.getPerspectiveTransform(src_pts, np.float32(dst))
+        ow, oh = math.ceil(max(p[0] for p in dst)) + 2, math.ceil(max(p[1] for p in dst)) + 2
         if A is not None:
             M = M @ np.vstack([A, [0.0, 0.0, 1.0]])
-            s = s * float(np.hypot(A[0, 0], A[0, 1]))
+            s = s * math.hypot(A[0, 0], A[0, 1])
         M0 = M
         hc, wc = rgba.shape[:2]
         if s < 0.8:  # strong shrink: pre-area-resize so the bilinear warp does not alias
