@@ -13,7 +13,7 @@ import math
 import cv2
 import numpy as np
 
-from .base import check_size
+from .base import channel_gains, check_size
 from .cache import LRUCache
 
 __all__ = ["ProceduralBackgrounds", "PROCEDURAL_KINDS", "fractal_noise", "TEXTURE_CACHE"]
@@ -283,7 +283,7 @@ class ProceduralBackgrounds:
             img = cv2.transpose(img)
             if orient > 4:
                 img = cv2.flip(img, {5: 1, 6: 0, 7: -1}[orient])
-        out = cv2.multiply(img, (*(float(v) for v in gains), 0.0), dtype=cv2.CV_8U)
+        out = channel_gains(img, gains)
         return out, {**meta, "bank": {"bank_seed": int(bank_seed), "id": tid, "orientation": _DIHEDRAL[orient],
                                       "gains": [round(float(v), 4) for v in gains]}}
 
