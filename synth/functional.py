@@ -95,13 +95,23 @@ def motion_blur(img: np.ndarray, length: float, angle_deg: float) -> np.ndarray:
 GAIN_GRID = 32  # side of the low-resolution grid smooth gain fields are evaluated on
 
 
+_GRID: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
 def _grid_coords(H: int, W: int, g: int = GAIN_GRID) -> tuple[np.ndarray, np.ndarray]:
-    """Frame-pixel centres (ys (g,), xs (g,), float32) of a g x g grid as ``cv2.resize`` maps them
-    (x_src = (x_dst + 0.5) * g / W - 0.5), so a field sampled there and upsampled with INTER_LINEAR
-    is exact for linear fields (clamped in the outer half cell)."""
-    ys = (np.arange(g, dtype=np.float32) + 0.5) * np.float32(H / g) - 0.5
-    xs = (np.arange(g, dtype=np.float32) + 0.5) * np.float32(W / g) - 0.5
-    return ys, xs
+    """Frame-pixel centres (ys (g,), xs (g,), float32, read-only, cached per (H, W, g)) of a g x g
+    grid as ``cv2.resize`` maps them (x_src = (x_dst + 0.5) * g / W - 0.5), so a field sampled there
+    and upsampled with INTER_LINEAR is exact for linear fields (clamped in the outer half cell)."""
+    key = (int(H), int(W), int(g))
+    hit = _GRID.get(key)
+    if hit is None:
+        ys = (np.arange(g, dtype=np.float32) + 0.5) * np.float32(H / g) - 0.5
+        xs = (np.arange(g, dtype=np.float32) + 0.5) * np.float32(W / g) - 0.5
+        ys.flags.writeable = xs.flags.writeable = False
+        if len(_GRID) > 64:
+            _GRID.clear()
+        hit = _GRID[key] = (ys, xs)
+    return hit
 
 
 def vignette_gain(shape: tuple, strength: float, cx: float = 0.5, cy: float = 0.5, power: float = 2.0,
