@@ -11,7 +11,8 @@ from typing import Protocol, Sequence, runtime_checkable
 import cv2
 import numpy as np
 
-__all__ = ["BackgroundSource", "BackgroundError", "MixedBackgrounds", "check_size", "crop_resize", "resize_to"]
+__all__ = ["BackgroundSource", "BackgroundError", "MixedBackgrounds", "check_size", "crop_resize", "resize_to",
+           "channel_gains", "uniform"]
 
 
 class BackgroundError(ValueError):
@@ -54,6 +55,22 @@ def resize_to(img: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     return cv2.resize(img, (W, H), interpolation=cv2.INTER_LINEAR)
 
 
+def uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """``float(rng.uniform(lo, hi))`` bit for bit (numpy computes ``lo + (hi - lo) * next_double``)
+    without its ~3 us of argument handling per scalar draw."""
+    return lo + (hi - lo) * rng.random()
+
+
+def channel_gains(img: np.ndarray, gains) -> np.ndarray:
+    """uint8 (H, W, 3) x per-channel ``gains`` (3 floats) -> new uint8 (H, W, 3), rounded and saturated.
+
+    One ``cv2.transform`` pass with the diagonal 3x3 matrix: ~4x faster than
+    ``cv2.multiply(img, (*gains, 0), dtype=cv2.CV_8U)`` (a mixed-depth path) and the same values
+    except at exact .5 products, which round up here instead of to even (1 DN, rare).
+    """
+    return cv2.transform(img, np.diag(np.asarray(gains, np.float64).reshape(3)))
+
+
 def crop_resize(img: np.ndarray, rng: np.random.Generator, size: tuple[int, int],
                 scale_range: tuple[float, float] = (0.35, 1.0), flip: bool = True) -> tuple[np.ndarray, dict]:
     """Random crop with the output aspect ratio, then resize to ``size``.
@@ -74,7 +91,7 @@ def crop_resize(img: np.ndarray, rng: np.random.Generator, size: tuple[int, int]
     h, w = img.shape[:2]
     aspect = W / H
     max_ch = min(h, w / aspect)
-    s = float(rng.uniform(*scale_range))
+    s = uniform(rng, float(scale_range[0]), float(scale_range[1]))
     ch = max(1, int(round(max_ch * s)))
     cw = max(1, min(w, int(round(ch * aspect))))
     y0 = int(rng.integers(0, h - ch + 1))
@@ -83,7 +100,7 @@ def crop_resize(img: np.ndarray, rng: np.random.Generator, size: tuple[int, int]
     out = resize_to(crop, (W, H))
     do_flip = bool(flip and rng.random() < 0.5)
     if do_flip:
-        out = out[:, ::-1]
+        out = cv2.flip(out, 1)  # ~30x faster than copying numpy's reversed view of a 3-channel image
     return np.ascontiguousarray(out), {"crop": [x0, y0, cw, ch], "flip": do_flip}
 
 

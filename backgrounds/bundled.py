@@ -7,7 +7,7 @@ import os
 import cv2
 import numpy as np
 
-from .base import BackgroundError, check_size, crop_resize
+from .base import BackgroundError, channel_gains, check_size, crop_resize
 
 __all__ = ["BundledBackgrounds", "BUNDLED_FILES"]
 
@@ -79,7 +79,7 @@ class BundledBackgrounds:
         tint = None
         if gray:  # grayscale source: random warm/cool tint
             tint = rng.uniform(0.75, 1.15, 3).round(3).tolist()
-            out = cv2.multiply(out, (*tint, 0.0), dtype=cv2.CV_8U)  # per-channel gain, saturating
+            out = channel_gains(out, tint)  # per-channel gain, rounded and saturating
         meta.update({"source": "bundled", "file": name, "tint": tint})
         return out, meta
 

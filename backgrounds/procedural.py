@@ -13,7 +13,7 @@ import math
 import cv2
 import numpy as np
 
-from .base import check_size
+from .base import channel_gains, check_size, uniform
 from .cache import LRUCache
 
 __all__ = ["ProceduralBackgrounds", "PROCEDURAL_KINDS", "fractal_noise", "TEXTURE_CACHE"]
@@ -93,7 +93,7 @@ def gradient(rng, size):
     c0, c1 = _colour(rng), _colour(rng)
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
     if rng.random() < 0.5:
-        t = float(rng.uniform(0, 2 * np.pi))
+        t = uniform(rng, 0, 2 * np.pi)
         f = (xx * math.cos(t) + yy * math.sin(t))
         f = (f - f.min()) / max(1e-6, float(np.ptp(f)))
         sub = "linear"
@@ -109,8 +109,8 @@ def gradient(rng, size):
 def noise(rng, size):
     """Coloured fractal noise (stone, plaster, granite-like)."""
     c0, c1 = _colour(rng), _colour(rng)
-    base = float(rng.uniform(2, 12))
-    f = fractal_noise(rng, size, base, 6, float(rng.uniform(0.4, 0.7)))
+    base = uniform(rng, 2, 12)
+    f = fractal_noise(rng, size, base, 6, uniform(rng, 0.4, 0.7))
     return _tint_u8(0.5 + 0.25 * f, c0, c1), {"base_cells": base}
 
 
@@ -118,12 +118,12 @@ def wood(rng, size):
     """Wood grain: sine rings of a distorted coordinate along a random axis, plus fine streaks."""
     H, W = size
     hue = rng.uniform([90, 50, 20], [200, 140, 80]).astype(np.float32)
-    dark = hue * float(rng.uniform(0.45, 0.7))
+    dark = hue * uniform(rng, 0.45, 0.7)
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-    t = float(rng.uniform(0, np.pi))
+    t = uniform(rng, 0, np.pi)
     u = (xx * math.cos(t) + yy * math.sin(t)) / max(H, W)
-    freq = float(rng.uniform(8, 30))
-    warp = fractal_noise(rng, size, 3, 3) * float(rng.uniform(0.02, 0.08))
+    freq = uniform(rng, 8, 30)
+    warp = fractal_noise(rng, size, 3, 3) * uniform(rng, 0.02, 0.08)
     rings = 0.5 + 0.5 * np.sin(2 * np.pi * freq * (u + warp))
     streak = fractal_noise(rng, (H, W), 40, 2, aniso=8.0) if abs(np.cos(t)) < 0.7 else \
         fractal_noise(rng, (W, H), 40, 2, aniso=8.0).T
@@ -141,17 +141,17 @@ def tiles(rng, size):
     """Square/rectangular tiles with grout lines, per-tile colour jitter and surface mottling."""
     H, W = size
     tw = int(rng.integers(max(12, W // 12), max(13, W // 2)))
-    th = tw if rng.random() < 0.6 else int(tw * rng.uniform(0.4, 1.0))
-    grout = max(1, int(tw * rng.uniform(0.02, 0.08)))
+    th = tw if rng.random() < 0.6 else int(tw * uniform(rng, 0.4, 1.0))
+    grout = max(1, int(tw * uniform(rng, 0.02, 0.08)))
     c = _colour(rng, 60, 240)
-    gc = c * float(rng.uniform(0.3, 1.2))
+    gc = c * uniform(rng, 0.3, 1.2)
     ny, nx = H // th + 2, W // tw + 2
     jitter = rng.normal(0, rng.uniform(2, 18), (ny, nx, 3)).astype(np.float32)
     ox, oy = int(rng.integers(tw)), int(rng.integers(th))
     yy = (np.arange(H) + oy)
     xx = (np.arange(W) + ox)
     iy, ix = yy // th, xx // tw
-    mott = fractal_noise(rng, size, 6, 4) * float(rng.uniform(2, 10))
+    mott = fractal_noise(rng, size, 6, 4) * uniform(rng, 2, 10)
     gl = ((yy % th) < grout)[:, None] | ((xx % tw) < grout)[None, :]
     chans = []
     for i in range(3):  # per channel: c + jitter[tile] + mottling, grout painted over
@@ -194,9 +194,9 @@ def laminate(rng, size):
     H, W = size
     c = _colour(rng, 40, 235)
     t = rng.random() < 0.5
-    g = fractal_noise(rng, (H, W) if t else (W, H), 30, 3, aniso=float(rng.uniform(5, 20)))
+    g = fractal_noise(rng, (H, W) if t else (W, H), 30, 3, aniso=uniform(rng, 5, 20))
     g = g if t else np.ascontiguousarray(g.T)
-    g1 = 1 + float(rng.uniform(0.02, 0.08)) * g
+    g1 = 1 + uniform(rng, 0.02, 0.08) * g
     return _merge_u8([c[i] * g1 for i in range(3)]), {"grain_axis": "x" if t else "y"}
 
 
@@ -283,7 +283,7 @@ class ProceduralBackgrounds:
             img = cv2.transpose(img)
             if orient > 4:
                 img = cv2.flip(img, {5: 1, 6: 0, 7: -1}[orient])
-        out = cv2.multiply(img, (*(float(v) for v in gains), 0.0), dtype=cv2.CV_8U)
+        out = channel_gains(img, gains)
         return out, {**meta, "bank": {"bank_seed": int(bank_seed), "id": tid, "orientation": _DIHEDRAL[orient],
                                       "gains": [round(float(v), 4) for v in gains]}}
 

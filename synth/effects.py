@@ -29,7 +29,10 @@ def register(cls):
 
 
 def _u(rng, r):
-    return float(rng.uniform(r[0], r[1])) if r[1] > r[0] else float(r[0])
+    """One uniform draw in [r[0], r[1]): the same double as ``rng.uniform(r[0], r[1])`` (numpy
+    computes ``low + (high - low) * next_double``) without its ~3 us of argument handling."""
+    lo, hi = float(r[0]), float(r[1])
+    return lo + (hi - lo) * rng.random() if hi > lo else lo
 
 
 class Effect:

@@ -115,3 +115,20 @@ def test_shared_folder_reduced_decode():
     img, meta = src.sample(np.random.default_rng(0), (128, 128))
     assert img.shape == (128, 128, 3)
     assert min(meta["decoded_hw"]) < 700  # decoded with IMREAD_REDUCED_* for a small output
+
+
+def test_crop_resize_flip_and_channel_gains():
+    from backgrounds.base import channel_gains, crop_resize
+
+    img = cv2.resize(np.random.default_rng(0).integers(0, 255, (8, 8, 3), dtype=np.uint8), (90, 60))
+    for s in range(12):
+        out, meta = crop_resize(img, np.random.default_rng(s), (40, 50))
+        ref, _ = crop_resize(img, np.random.default_rng(s), (40, 50), flip=False)
+        assert out.flags.c_contiguous and out.shape == (40, 50, 3)
+        assert np.array_equal(out, ref[:, ::-1] if meta["flip"] else ref)
+    g = (0.87, 1.13, 1.0)
+    out = channel_gains(img, g)
+    ref = cv2.multiply(img, (*g, 0.0), dtype=cv2.CV_8U)
+    assert out.dtype == np.uint8 and np.abs(out.astype(int) - ref.astype(int)).max() <= 1
+    exact = np.clip(np.floor(img * np.asarray(g) + 0.5), 0, 255)
+    assert np.abs(out - exact).max() <= 1 and np.mean(out == exact) > 0.99

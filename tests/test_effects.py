@@ -144,3 +144,65 @@ def test_imgaug_camera_leaves_numpy_global_rng_alone():
     after = np.random.get_state()
     assert p1 == p2 and np.array_equal(o1, o2)
     assert state[0] == after[0] and np.array_equal(state[1], after[1]) and state[2:] == after[2:]
+
+
+def test_scalar_draw_is_rng_uniform():
+    """``effects._u`` returns the very double ``rng.uniform`` would (same stream position)."""
+    from synth.effects import _u
+
+    for seed in range(50):
+        a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+        for r in [(0.4, 3.0), (-18.0, 18.0), (0, 180), (0.85, 1.15), (2.0, 2.0)]:
+            assert _u(b, r) == (float(a.uniform(*r)) if r[1] > r[0] else float(r[0]))
+        assert a.random() == b.random()
+
+
+def test_sensor_noise_uint8_is_saturated_fixed_point_sum():
+    """uint8 path == image + rounded (noise x sigma LUT) product, saturated to [0, 255]."""
+    img = _image(5, 72)
+    img[:8] = 0
+    img[8:16] = 255
+    for flip in (0, 5):
+        out = F.sensor_noise(img, 1.1, 5.0, 1.6, 0.7, 40, 700, flip)
+        h = w = int(round(72 / 1.6))
+        mix = np.eye(3, dtype=np.float32) * np.float32(0.7)
+        mix[:, 0] += np.float32(0.3)
+        mix *= np.float32(np.sqrt(1.6))
+        n = cv2.resize(F._noise_field(h, w, 40, 700, flip, mix), (72, 72), interpolation=cv2.INTER_LINEAR)
+        sig = np.sqrt(np.arange(256) * 1.1 + 25.0)
+        lut = np.rint(sig * 8).astype(np.int16).reshape(1, 256)
+        add = cv2.multiply(n, cv2.LUT(img, lut), scale=1.0 / (F.NOISE_SCALE * 8), dtype=cv2.CV_16S)
+        ref = np.clip(img.astype(np.int32) + add, 0, 255).astype(np.uint8)
+        assert np.array_equal(out, ref)
+
+
+def test_jpeg_round_trip_is_rgb():
+    """Decoding straight to RGB gives the bytes of a BGR decode + channel swap."""
+    img = _image(6, 64)
+    img[..., 0] = 200  # strongly red: a channel swap would show
+    out = F.jpeg(img, 70)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 70])
+    ref = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    assert ok and np.array_equal(out, ref)
+    assert float(out[..., 0].mean()) > 150
+
+
+@pytest.mark.parametrize("sigma", [0.3, 0.8, 1.0, 1.5, 1.99, 2.6])
+def test_gaussian_blur_matches_opencv(sigma):
+    """The separable-filter path stays within 1 DN of cv2.GaussianBlur (at full resolution)."""
+    img = _image(7, 96)
+    out = F.gaussian_blur(img, sigma)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    if sigma <= 2.0:
+        ref = cv2.GaussianBlur(img, (0, 0), sigma)
+        assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
+    f = F.gaussian_blur(img.astype(np.float32), sigma)
+    assert f.dtype == np.float32 and np.abs(f - out).max() <= 2.0
+
+
+def test_color_transfer_identity_matrix_is_lut_only():
+    img = _image(8, 48)
+    out = F.color_transfer(img, (1.0, 1.0, 1.0), 1.0, 1.2, 3.0, 0.9)
+    x = np.arange(256, dtype=np.float32)
+    y = np.clip((1.2 * (x - 128.0) + 128.0 + 3.0) / 255.0, 0, 1) ** (1.0 / 0.9)
+    assert np.array_equal(out, cv2.LUT(img, np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)))
