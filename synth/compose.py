@@ -84,6 +84,39 @@ def _darken(dst, alpha, strength, c0, c1, c2):
                 dst[y, x, 2] *= one - s * c2
 
 
+@numba.njit(cache=True, nogil=True)
+def _accumulate_coverage(total, best, owner, cov, oy, ox, kid):
+    """Over key ``kid``'s coverage box at (oy, ox) of the union box: ``total += cov``; where ``cov``
+    beats ``best`` (strictly), ``best = cov`` and ``owner = kid``."""
+    for y in range(cov.shape[0]):
+        for x in range(cov.shape[1]):
+            c = cov[y, x]
+            total[oy + y, ox + x] += c
+            if c > best[oy + y, ox + x]:
+                best[oy + y, ox + x] = c
+                owner[oy + y, ox + x] = kid
+
+
+@numba.njit(cache=True, nogil=True)
+def _drop_uncovered(total, owner, counts):
+    """owner = 0 where total < 0.5; counts[k] = number of pixels owned by k."""
+    for y in range(owner.shape[0]):
+        for x in range(owner.shape[1]):
+            if total[y, x] < 0.5:
+                owner[y, x] = 0
+            counts[owner[y, x]] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _paint_labels(owner, remap, inst, mask):
+    """inst = remap[owner]; mask = inst > 0."""
+    for y in range(owner.shape[0]):
+        for x in range(owner.shape[1]):
+            v = remap[owner[y, x]]
+            inst[y, x] = v
+            mask[y, x] = 1 if v > 0 else 0
+
+
 _NO_LABEL = np.zeros((0, 0), np.uint8)
 
 
@@ -219,14 +252,9 @@ class Canvas:
         owner = np.zeros((bh, bw), np.uint16)
         for kid in sorted(self.cov):
             x0, y0, cov = self.cov[kid]
-            h, w = cov.shape
-            sl = (slice(y0 - by0, y0 - by0 + h), slice(x0 - bx0, x0 - bx0 + w))
-            total[sl] += cov
-            win = cov > best[sl]
-            best[sl][win] = cov[win]
-            owner[sl][win] = kid
-        owner[total < 0.5] = 0
-        counts_all = np.bincount(owner.ravel(), minlength=max(self.cov, default=0) + 1)
+            _accumulate_coverage(total, best, owner, cov, y0 - by0, x0 - bx0, kid)
+        counts_all = np.zeros(max(self.cov) + 1, np.int64)
+        _drop_uncovered(total, owner, counts_all)
         counts: dict[int, int] = {}
         remap = np.zeros(len(counts_all), np.uint16)
         new_id = 0
@@ -237,9 +265,8 @@ class Canvas:
                 remap[kid] = new_id
                 counts[kid] = n
         ib = inst[by0:by1, bx0:bx1]
-        ib[...] = remap[owner]
         mb = mask[by0:by1, bx0:bx1]
-        mb[...] = ib > 0
+        _paint_labels(owner, remap, ib, mb)
         if ignore_band:
             band = (total > 0.02) & (total < 0.98)
             if band_px > 1:
