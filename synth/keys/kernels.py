@@ -104,7 +104,7 @@ def shade_pixels(out_idx, nx_, ny_, nz_, st_, bl_, scr_, cav_, top_, pw_, half, 
     reflection ``E[0.5 + gain/2 n_xy]`` with Fresnel-like ``env (1.6 - 0.6 n_z) m``; metal colour
     ``0.55 a L + E fres (0.75 a + 0.25) + spec (0.5 a + 0.5) + scratches``, darkened by
     ``exp(cavity_coef depth)``; plastic ``p L + E fres + spec`` (white reflections), mixed in by
-    the plastic weight; x brightness; side wall x ``(0.4 + 0.6 top)``; -> round(255 c), saturated.
+    the plastic weight (each material is only evaluated where its weight is > 0); x brightness; side wall x ``(0.4 + 0.6 top)``; -> round(255 c), saturated.
     """
     r00, r01, r10, r11 = prm[0], prm[1], prm[2], prm[3]
     lx, ly, lz, hx, hy, hz = prm[4], prm[5], prm[6], prm[7], prm[8], prm[9]
@@ -139,7 +139,8 @@ def shade_pixels(out_idx, nx_, ny_, nz_, st_, bl_, scr_, cav_, top_, pw_, half, 
         e0, e1, e2 = env[0, iy, ix], env[1, iy, ix], env[2, iy, ix]
         grazing = 1.6 - 0.6 * nz
         c0 = c1 = c2 = 0.0
-        if metal:
+        t = half[pw_[i]] if has_pw else (0.0 if metal else 1.0)  # plastic weight of this pixel
+        if metal and t < 1.0:
             s = half[st_[i]]
             w = half[bl_[i]] * mw
             w = 0.0 if w < 0.0 else (1.0 if w > 1.0 else w)
@@ -167,7 +168,7 @@ def shade_pixels(out_idx, nx_, ny_, nz_, st_, bl_, scr_, cav_, top_, pw_, half, 
                 c0 *= d
                 c1 *= d
                 c2 *= d
-        if plastic:
+        if plastic and t > 0.0:
             ndl, sp = _blinn(nx, ny, nz, lx, ly, lz, hx, hy, hz, pshi, p_table)
             lit = amb + pdif * ndl
             sp = sp * pspe
@@ -175,8 +176,7 @@ def shade_pixels(out_idx, nx_, ny_, nz_, st_, bl_, scr_, cav_, top_, pw_, half, 
             p0 = pr * lit + e0 * fres + sp
             p1 = pg * lit + e1 * fres + sp
             p2 = pb * lit + e2 * fres + sp
-            if metal and has_pw:
-                t = half[pw_[i]]
+            if metal and t < 1.0:
                 c0 += (p0 - c0) * t
                 c1 += (p1 - c1) * t
                 c2 += (p2 - c2) * t
