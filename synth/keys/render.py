@@ -8,7 +8,9 @@ Two stages, so that the geometry can be cached and re-lit (``synth.keys.bank``):
    the height map -> unit normals and cavity depth, texture coordinates, the tight crop.
 2. :func:`shade_relief` (appearance): Blinn-Phong + environment reflection with the scene's light,
    brushed streaks / tarnish / scratches / cavity darkening on metal, the side wall darkened, then
-   straight-alpha RGBA uint8.
+   straight-alpha RGBA uint8. It draws the per-object parameters and runs the per-pixel model in
+   one compiled pass (:func:`synth.keys.kernels.shade_pixels`; the NumPy reference of the model is
+   :func:`synth.keys.shading.shade_surface`).
 
 :func:`render_shape` runs both on one rng (every object fresh). A cached relief is re-lit under
 another on-screen rotation by rotating its normals (``normal_rotation``): the caller then warps the
@@ -76,7 +78,8 @@ class Relief:
     Pixel sets are flat indices ``idx`` (int32 (N,)) into the ``(h, w)`` working canvas; every
     per-pixel array is (N,) float32 in that order (float16 after :meth:`compact`). ``crop`` = (y0, y1, x0, x1) of the returned
     cut-out in the canvas; ``alpha`` / ``key_alpha`` uint8 (y1-y0, x1-x0) are the cut-out's alpha
-    and metal-only label coverage; ``points`` are named points in cut-out pixels.
+    and metal-only label coverage; ``out_idx`` int32 (N,) are the ``idx`` pixels as flat indices
+    into the cut-out; ``points`` are named points in cut-out pixels.
     """
 
     size: tuple[int, int]
