@@ -65,8 +65,9 @@ def channel_gains(img: np.ndarray, gains) -> np.ndarray:
     """uint8 (H, W, 3) x per-channel ``gains`` (3 floats) -> new uint8 (H, W, 3), rounded and saturated.
 
     One ``cv2.transform`` pass with the diagonal 3x3 matrix: ~4x faster than
-    ``cv2.multiply(img, (*gains, 0), dtype=cv2.CV_8U)`` (a mixed-depth path) and the same values
-    except at exact .5 products, which round up here instead of to even (1 DN, rare).
+    ``cv2.multiply(img, (*gains, 0), dtype=cv2.CV_8U)`` (a mixed-depth path). OpenCV's uint8
+    transform uses a fixed-point matrix (gains quantised to 1/1024), so a few % of pixels differ by
+    1 DN from the exact float product.
     """
     return cv2.transform(img, np.diag(np.asarray(gains, np.float64).reshape(3)))
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import cv2
-import numba
 import numpy as np
+
+from .compiled import kernel
 
 __all__ = ["Layer", "Canvas", "rgba_to_layer", "warp_layer", "shadow_alpha"]
 
@@ -26,7 +27,8 @@ __all__ = ["Layer", "Canvas", "rgba_to_layer", "warp_layer", "shadow_alpha"]
 @dataclass
 class Layer:
     """A cut-out: premultiplied colour (h, w, 3) float32, alpha (h, w) float32 in [0, 1], top-left
-    (x0, y0) in frame pixels (may be negative / beyond the frame)."""
+    (x0, y0) in frame pixels (may be negative / beyond the frame). Premultiplied means ``rgb`` is 0
+    wherever ``alpha`` is 0 (``Canvas.paste`` skips those pixels)."""
 
     rgb: np.ndarray
     alpha: np.ndarray
@@ -39,7 +41,7 @@ class Layer:
         return self.alpha.shape
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _premultiply(rgba, label, rgb, a, lab):
     """rgb = float32(rgba[..., :3]) * a, a = float32(rgba[..., 3]) * float32(1/255); lab (when
     label is not empty) = min(float32(label) * float32(1/255), a)."""
@@ -57,7 +59,7 @@ def _premultiply(rgba, label, rgb, a, lab):
                 lab[y, x] = v if v < al else al
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _over(dst, rgb, a):
     """Porter-Duff over in place on float32 boxes: dst = dst * (1 - a) + rgb (premultiplied rgb)."""
     one = np.float32(1.0)
@@ -71,7 +73,7 @@ def _over(dst, rgb, a):
                 dst[y, x, 2] = dst[y, x, 2] * k + rgb[y, x, 2]
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _darken(dst, alpha, strength, c0, c1, c2):
     """In place: dst[..., k] *= 1 - (strength * alpha) * c_k (float32; c = 1 for an untinted shadow)."""
     one = np.float32(1.0)
@@ -84,7 +86,7 @@ def _darken(dst, alpha, strength, c0, c1, c2):
                 dst[y, x, 2] *= one - s * c2
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _accumulate_coverage(total, best, owner, cov, oy, ox, kid):
     """Over key ``kid``'s coverage box at (oy, ox) of the union box: ``total += cov``; where ``cov``
     beats ``best`` (strictly), ``best = cov`` and ``owner = kid``."""
@@ -97,7 +99,7 @@ def _accumulate_coverage(total, best, owner, cov, oy, ox, kid):
                 owner[oy + y, ox + x] = kid
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _drop_uncovered(total, owner, counts):
     """owner = 0 where total < 0.5; counts[k] = number of pixels owned by k."""
     for y in range(owner.shape[0]):
@@ -107,7 +109,7 @@ def _drop_uncovered(total, owner, counts):
             counts[owner[y, x]] += 1
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _paint_labels(owner, remap, inst, mask):
     """inst = remap[owner]; mask = inst > 0."""
     for y in range(owner.shape[0]):

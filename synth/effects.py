@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import functional as F
+from .seeding import uniform
 
 __all__ = ["Effect", "EFFECTS", "build_effects", "DefocusBlur", "MotionBlur", "Vignette", "SensorNoise",
            "ColorJitter", "Jpeg", "LightingGradient", "ImgaugCamera"]
@@ -29,10 +30,9 @@ def register(cls):
 
 
 def _u(rng, r):
-    """One uniform draw in [r[0], r[1]): the same double as ``rng.uniform(r[0], r[1])`` (numpy
-    computes ``low + (high - low) * next_double``) without its ~3 us of argument handling."""
-    lo, hi = float(r[0]), float(r[1])
-    return lo + (hi - lo) * rng.random() if hi > lo else lo
+    """One draw in [r[0], r[1]) (``synth.seeding.uniform``: the same double as ``rng.uniform``), or
+    r[0] for an empty range."""
+    return uniform(rng, float(r[0]), float(r[1])) if r[1] > r[0] else float(r[0])
 
 
 class Effect:

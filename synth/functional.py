@@ -31,33 +31,22 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(np.maximum(img, np.float32(0.0)))  # rounds half away, saturates at 255
 
 
-def _gauss(img: np.ndarray, sigma: float) -> np.ndarray:
-    """``cv2.GaussianBlur(img, (0, 0), sigma)`` (reflect-101 border). Kernels of >= 7 taps run as
-    ``cv2.sepFilter2D`` with the same kernel (``cv2.getGaussianKernel`` at OpenCV's automatic size
-    ``round(6 sigma + 1) | 1`` for uint8, ``round(8 sigma + 1) | 1`` for float): 1.4-1.6x faster
-    than GaussianBlur's bit-exact fixed-point path for uint8, within 1 DN of it."""
-    k = int(round(sigma * (3 if img.dtype == np.uint8 else 4) * 2 + 1)) | 1
-    if k < 7:
-        return cv2.GaussianBlur(img, (0, 0), sigma)
-    ker = cv2.getGaussianKernel(k, sigma)
-    return cv2.sepFilter2D(img, -1, ker, ker)
-
-
 def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     """Defocus approximated by a Gaussian PSF of standard deviation ``sigma`` px (>= 0).
 
     For sigma > 2 the blur runs at half resolution (blur is band-limiting, so the downsample loses
-    nothing visible) and is upsampled with INTER_LINEAR: ~4x cheaper. Kernels of >= 7 taps are
-    applied as a separable filter (see ``_gauss``).
+    nothing visible) and is upsampled with INTER_LINEAR: ~4x cheaper. uint8 input takes OpenCV's
+    bit-exact fixed-point Gaussian (same bytes on every CPU; a float ``sepFilter2D`` was 1.4x
+    faster but its rounding may follow the CPU's SIMD path).
     """
     if sigma <= 0.05:
         return img.copy()
     H, W = img.shape[:2]
     if sigma > 2.0 and min(H, W) >= 32:
         small = cv2.resize(img, (W // 2, H // 2), interpolation=cv2.INTER_AREA)
-        small = _gauss(small, sigma / 2.0)
+        small = cv2.GaussianBlur(small, (0, 0), sigma / 2.0)
         return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
-    return _gauss(img, float(sigma))
+    return cv2.GaussianBlur(img, (0, 0), float(sigma))
 
 
 def motion_kernel(length: float, angle_deg: float) -> np.ndarray:
@@ -281,7 +270,7 @@ def color_transfer(img: np.ndarray, gains=(1.0, 1.0, 1.0), saturation: float = 1
     return out if img.dtype == np.uint8 else out.astype(np.float32)
 
 
-_IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.10: libjpeg writes RGB directly
+_IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)  # recent OpenCV (4.11+): libjpeg writes RGB directly
 
 
 def jpeg(img: np.ndarray, quality: int) -> np.ndarray:

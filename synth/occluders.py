@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 
 import cv2
-import numba
 import numpy as np
 
+from .compiled import kernel
 from .compose import Layer
 from .seeding import uniform
 
@@ -99,7 +99,7 @@ class FallbackKeys:
                      "hole_xy": [float(hx), float(hy)]}
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _ring_halves(n, r, t, light, shading, col, x0, y0, cx, cy, bx, by, under_rgb, under_a, over_rgb, over_a):
     """Annulus of mid-radius r, wire thickness t (px) in an (n, n) box at frame (x0, y0), split by
     the line through (cx, cy) along (bx, by) into two premultiplied layers (arrays pre-zeroed).
@@ -152,7 +152,7 @@ def key_ring_layers(rng, hole_xy, blade_dir, key_len: float, light_dir, shading=
     return under, over, {"ring_radius_px": r, "ring_wire_px": t, "ring_centre": [float(cx), float(cy)]}
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _finger_pixels(idx, w, ox, oy, dx, dy, width, length, light, shading, nail_on, skin, rgb, alpha):
     """Capsule pixels ``idx`` (flat in a ``w``-wide box whose origin is (ox, oy) from the tip):
     ``along`` / ``across`` the finger axis (dx, dy); radius ``width/2 (1 + 0.15 clip(along/length))``

@@ -11,7 +11,6 @@ family off leaves the rest of the sample unchanged.
 from __future__ import annotations
 
 import math
-import threading
 
 import cv2
 import numpy as np
@@ -19,7 +18,7 @@ import numpy as np
 from .compose import Canvas, rgba_to_layer, shadow_alpha, warp_layer
 from .config import SynthConfig
 from .meta import jsonable
-from .keys.bank import ASSET_CACHE
+from .keys.bank import ASSET_CACHE, note_bank_generation
 from .seeding import asset_bank_seed, child_rng, normal, sample_seed, uniform
 from . import functional as F
 from .occluders import FallbackKeys, blob_layer, fallback_distractor, finger_layer, key_ring_layers
@@ -232,7 +231,7 @@ class SampleRenderer:
             bank_seed = asset_bank_seed(run_seed, index // c.asset_bank_refresh)
             if ASSET_CACHE.budget != c.asset_cache_mib << 20:
                 ASSET_CACHE.set_budget(c.asset_cache_mib)
-            _note_bank_seed(bank_seed)
+            note_bank_generation(bank_seed)
         r_lay = child_rng(seed, "layout")
         bsrc = self.backgrounds
         if bank_seed is not None and c.background_bank_size > 0 and hasattr(bsrc, "sample_banked"):
@@ -247,9 +246,8 @@ class SampleRenderer:
         el = uniform(r_light, *c.light_elevation_range)
         ca, sa_, ce, se = math.cos(math.radians(az)), math.sin(math.radians(az)), math.cos(math.radians(el)), math.sin(math.radians(el))
         light = (ce * ca, ce * sa_, se)
-        # reflection environment: the background point-sampled on a 64 x 64 grid and box-blurred
-        # (9 px of 64); the blur averages 81 samples, so area-averaging first (which reads every
-        # pixel: 0.1 ms at 256 px, 0.35 ms at 512) changes nothing visible
+        # reflection environment: the background point-sampled at 64 x 64, box-blurred (81 samples
+        # averaged, so an area resize, 0.1-0.35 ms, would change nothing visible)
         env = cv2.blur(cv2.resize(bg, (64, 64), interpolation=cv2.INTER_NEAREST), (9, 9))
         canvas = Canvas(bg)
         meta: dict = {"seed": seed, "index": int(index), "run_seed": int(run_seed), "size": S,
@@ -462,31 +460,6 @@ class SampleRenderer:
             out["key_alpha"] = key_alpha
             out["coverage"] = cov
         return out
-
-
-_RECENT_BANK_SEEDS: list[int] = []  # this process's last two asset-bank generations, newest last
-_RECENT_LOCK = threading.Lock()
-
-
-def _note_bank_seed(bank_seed: int) -> None:
-    """Keep the asset and texture caches to the two most recent bank generations this process used:
-    a worker moves through generations in order (``train.stream.worker_index`` deals whole ones), so
-    older entries are never asked for again and memory stays flat over hours, not just bounded by
-    ``asset_cache_mib``. Two, so that interleaved indices near a boundary do not thrash."""
-    if _RECENT_BANK_SEEDS and _RECENT_BANK_SEEDS[-1] == bank_seed:
-        return
-    with _RECENT_LOCK:  # renders may run in threads (Dask)
-        if bank_seed in _RECENT_BANK_SEEDS:
-            _RECENT_BANK_SEEDS.remove(bank_seed)
-        _RECENT_BANK_SEEDS.append(bank_seed)
-        if len(_RECENT_BANK_SEEDS) <= 2:
-            return
-        del _RECENT_BANK_SEEDS[0]
-        keep = set(_RECENT_BANK_SEEDS)
-    from backgrounds.procedural import TEXTURE_CACHE
-
-    for cache in (ASSET_CACHE, TEXTURE_CACHE):
-        cache.retain(lambda key: key[0] in keep)
 
 
 _ALLOC_TUNED = False

@@ -189,13 +189,14 @@ def test_jpeg_round_trip_is_rgb():
 
 @pytest.mark.parametrize("sigma", [0.3, 0.8, 1.0, 1.5, 1.99, 2.6])
 def test_gaussian_blur_matches_opencv(sigma):
-    """The separable-filter path stays within 1 DN of cv2.GaussianBlur (at full resolution)."""
+    """Defocus at full resolution is cv2.GaussianBlur (bit-exact fixed point for uint8); float input
+    gives the same blur within rounding."""
     img = _image(7, 96)
     out = F.gaussian_blur(img, sigma)
     assert out.shape == img.shape and out.dtype == np.uint8
     if sigma <= 2.0:
         ref = cv2.GaussianBlur(img, (0, 0), sigma)
-        assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
+        assert np.array_equal(out, ref)
     f = F.gaussian_blur(img.astype(np.float32), sigma)
     assert f.dtype == np.float32 and np.abs(f - out).max() <= 2.0
 

@@ -81,3 +81,30 @@ def test_kernel_matches_numpy_reference(plastic, length):
     outside = np.ones(rgba.shape[0] * rgba.shape[1], bool)
     outside[relief.out_idx] = False
     assert not rgba[..., :3].reshape(-1, 3)[outside].any()  # nothing written off the object
+
+
+def test_plastic_only_object_with_side_wall_matches_reference():
+    """A plastic-only object (e.g. a rubber fob distractor) with a side wall: the wall pixels are the
+    plastic colour darkened by the wall factor, never black (regression: they once were)."""
+    s = Shape()
+    s.poly("plastic", rounded_rect_pts(60, 0, 120, 40, 10))
+    relief = build_relief(np.random.default_rng(4), s, length_px=120, side_p=1.0, has_metal=False,
+                          has_plastic=True, bend_sigma=(0.0, 0.0, 0.0, 0.0))
+    assert relief.top_ratio is not None and (relief.top_ratio.astype(np.float32) < 0.5).any()  # a wall exists
+    plas = sample_plastic(np.random.default_rng(1), dark_p=0.0)
+    light = check_light(LIGHT)
+    env_u8 = np.round(default_env(np.random.default_rng(2), light) * 255).astype(np.uint8)
+    rgba, _, _ = shade_relief(np.random.default_rng(7), relief, length_px=120, light_dir=LIGHT, env=env_u8,
+                              shading=True, metal=None, plastic=plas)
+    r = np.random.default_rng(7)
+    centre = tuple(r.uniform(0.3, 0.7, 2))
+    bright = r.uniform(0.85, 1.15)
+    e = _planar96(env_u8.astype(np.float32) / 255.0)
+    n = tuple(a.astype(np.float16).astype(np.float32) for a in relief.normals)
+    col = shade_surface(n, np.asarray(plas["albedo"], np.float32), light, e, diffuse=plas["diffuse"],
+                        specular=plas["specular"], shininess=plas["shininess"], env_strength=plas["env"],
+                        metallic=False, env_centre=centre)
+    col = col * bright * (0.4 + 0.6 * relief.top_ratio.astype(np.float16).astype(np.float32))
+    ref = np.clip(col * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    got = rgba[..., :3].reshape(-1, 3)[relief.out_idx].T
+    assert np.abs(got.astype(int) - ref.astype(int)).max() <= 2

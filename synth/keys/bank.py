@@ -18,13 +18,15 @@ cache, the worker or the order of samples.
 from __future__ import annotations
 
 import math
+import threading
 import zlib
 
 import numpy as np
 
 from backgrounds.cache import LRUCache
 
-__all__ = ["ASSET_CACHE", "size_bucket", "draw_asset", "asset_rng", "canonical_affine", "BUCKETS_PER_OCTAVE"]
+__all__ = ["ASSET_CACHE", "size_bucket", "draw_asset", "asset_rng", "canonical_affine", "BUCKETS_PER_OCTAVE",
+           "note_bank_generation"]
 
 BUCKETS_PER_OCTAVE = 2  # size buckets 2**(1/2) apart: a cached asset is shrunk by at most 1/sqrt(2)
 
@@ -72,3 +74,28 @@ def canonical_affine(hw: tuple[int, int], angle_deg: float, scale: float) -> tup
 #: The per-process cache used by ``ProceduralKeys`` and ``render_distractor`` (budget set from
 #: ``SynthConfig.asset_cache_mib`` by the renderer).
 ASSET_CACHE = LRUCache(256)
+
+
+_RECENT: list[int] = []  # this process's last two asset-bank generations, newest last
+_RECENT_LOCK = threading.Lock()
+
+
+def note_bank_generation(bank_seed: int) -> None:
+    """Keep the asset and texture caches to the two most recent bank generations this process used:
+    a worker moves through generations in order (``train.stream.worker_index`` deals whole ones), so
+    older entries are never asked for again and memory stays flat over hours, not just bounded by
+    ``asset_cache_mib``. Two, so that interleaved indices near a boundary do not thrash."""
+    if _RECENT and _RECENT[-1] == bank_seed:
+        return
+    with _RECENT_LOCK:  # renders may run in threads (Dask)
+        if bank_seed in _RECENT:
+            _RECENT.remove(bank_seed)
+        _RECENT.append(bank_seed)
+        if len(_RECENT) <= 2:
+            return
+        del _RECENT[0]
+        keep = set(_RECENT)
+    from backgrounds.procedural import TEXTURE_CACHE
+
+    for cache in (ASSET_CACHE, TEXTURE_CACHE):
+        cache.retain(lambda key: key[0] in keep)

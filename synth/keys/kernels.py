@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from ..compiled import kernel
 
 __all__ = ["HALF_TO_FLOAT", "shade_pixels", "as_half_bits", "PARAMS", "params_vector"]
 
@@ -46,20 +47,28 @@ def params_vector(**values: float) -> np.ndarray:
     return np.array(v, np.float64)
 
 
+_ABSENT = np.empty(0, np.uint16)
+_ABSENT.flags.writeable = False
+
+
 def as_half_bits(a: np.ndarray | None) -> np.ndarray:
-    """(N,) float array -> its float16 bit patterns as uint16 (a view when already float16);
-    None -> an empty uint16 array (the kernel's "absent")."""
+    """(N,) float array -> its float16 bit patterns as read-only uint16 (a view when already
+    float16, e.g. a cached relief; float32 input, the fresh bank-off path, is rounded to float16
+    here, so both paths shade the same precision); None -> an empty array (the kernel's "absent").
+    Always read-only, so the kernel is compiled for one set of argument types."""
     if a is None:
-        return np.empty(0, np.uint16)
+        return _ABSENT
     if a.dtype != np.float16:
         a = a.astype(np.float16)
-    return a.view(np.uint16)
+    v = a.view(np.uint16)
+    v.flags.writeable = False
+    return v
 
 
 _POW_LUT = 1024  # entries of the specular power table (over n.h in [0, 1], nearest entry)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _pow_table(shininess, n):
     """``x ** shininess`` at x = j / (n - 1), j = 0..n-1 (float64 (n,))."""
     t = np.empty(n)
@@ -68,7 +77,7 @@ def _pow_table(shininess, n):
     return t
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _blinn(nx, ny, nz, lx, ly, lz, hx, hy, hz, shininess, table):
     """(max(n.l, 0), clamp(n.h, 0, 1) ** shininess): the power from ``table`` (``_pow_table``) when
     it is not empty, else computed (small objects: building the table would cost more)."""
@@ -85,7 +94,7 @@ def _blinn(nx, ny, nz, lx, ly, lz, hx, hy, hz, shininess, table):
     return ndl, ndh ** shininess
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def shade_pixels(out_idx, nx_, ny_, nz_, st_, bl_, scr_, cav_, top_, pw_, half, env, prm, out):
     """Shade N pixels into ``out`` (uint8 (h, w, 4) crop, RGB written, alpha untouched).
 
@@ -94,7 +103,8 @@ def shade_pixels(out_idx, nx_, ny_, nz_, st_, bl_, scr_, cav_, top_, pw_, half, 
         nx_, ny_, nz_: uint16 (N,) float16 bits of the unit normals (canonical frame).
         st_, bl_: uint16 (N,) brushed-streak / tarnish texture values (metal; may be empty).
         scr_: uint16 (N,) scratch coverage 0..1 or empty; cav_: cavity depth or empty;
-        top_: top-face ratio (side wall darkening) or empty; pw_: plastic weight or empty.
+        top_: top-face ratio (side wall darkening) or empty; pw_: plastic weight of an object with
+        both materials (metal key with a rubber head), or empty (one material everywhere).
         half: ``HALF_TO_FLOAT``; env: float32 (3, eh, ew) planar sphere map in [0, 1].
         prm: float64 vector of :data:`PARAMS`.
 
@@ -139,7 +149,7 @@ def shade_pixels(out_idx, nx_, ny_, nz_, st_, bl_, scr_, cav_, top_, pw_, half, 
         e0, e1, e2 = env[0, iy, ix], env[1, iy, ix], env[2, iy, ix]
         grazing = 1.6 - 0.6 * nz
         c0 = c1 = c2 = 0.0
-        t = half[pw_[i]] if has_pw else (0.0 if metal else 1.0)  # plastic weight of this pixel
+        t = half[pw_[i]] if has_pw and metal else (0.0 if metal else 1.0)  # plastic weight of this pixel
         if metal and t < 1.0:
             s = half[st_[i]]
             w = half[bl_[i]] * mw

@@ -325,7 +325,11 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
         for ch in range(3):
             rgba[..., ch] = planes[ch]
     else:
-        e = _env_planar(env) if env is not None else _planar96(default_env(rng, light))
+        if env is not None:
+            e = _env_planar(env)
+        else:
+            e = _planar96(default_env(rng, light))
+            e.flags.writeable = False  # like the memoised one: one kernel signature
         centre = rng.uniform(0.3, 0.7, 2)
         st = bl = scr = None
         prm = {}
@@ -351,8 +355,8 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
             prm.update(plastic=1.0, p_diffuse=plastic["diffuse"], p_specular=plastic["specular"],
                        p_shininess=plastic["shininess"], p_env=plastic["env"])
             prm["p_r"], prm["p_g"], prm["p_b"] = (float(v) for v in base_p)
-        else:
-            pw = None
+        if plastic is None or not relief.has_metal:
+            pw = None  # one material everywhere (the weight only mixes metal with plastic)
         r = rotation_matrix(normal_rotation_deg) if normal_rotation_deg else np.eye(2)
         lx, ly, lz = (float(v) for v in light)
         hn = math.sqrt(lx * lx + ly * ly + (lz + 1.0) ** 2)  # Blinn half vector, viewer (0, 0, 1)
