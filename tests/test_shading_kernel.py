@@ -38,6 +38,38 @@ def _relief(plastic: bool, length: float):
                         bend_sigma=(0.0, 0.0, 0.0, 0.0))
 
 
+def _f16(a):
+    return a.astype(np.float16).astype(np.float32)
+
+
+class _Reference:
+    """The NumPy model with the kernel's inputs: ``shade_relief``'s draws (env centre, then
+    brightness) replayed from the same seed, float16-rounded relief arrays."""
+
+    def __init__(self, relief, env_u8, seed=7):
+        r = np.random.default_rng(seed)
+        self.centre = tuple(r.uniform(0.3, 0.7, 2))
+        self.bright = r.uniform(0.85, 1.15)
+        self.env = _planar96(env_u8.astype(np.float32) / 255.0)
+        self.n = tuple(_f16(a) for a in relief.normals)
+
+    def shade(self, material, metallic):
+        return shade_surface(self.n, np.asarray(material["albedo"], np.float32), check_light(LIGHT), self.env,
+                             diffuse=material["diffuse"], specular=material["specular"],
+                             shininess=material["shininess"], env_strength=material["env"], metallic=metallic,
+                             env_centre=self.centre)
+
+
+def _env_u8():
+    return np.round(default_env(np.random.default_rng(2), check_light(LIGHT)) * 255).astype(np.uint8)
+
+
+def _max_err(rgba, relief, col):
+    ref = np.clip(col * 255.0 + 0.5, 0, 255).astype(np.uint8)  # (3, N)
+    got = rgba[..., :3].reshape(-1, 3)[relief.out_idx].T
+    return int(np.abs(got.astype(int) - ref.astype(int)).max())
+
+
 @pytest.mark.parametrize("plastic", [False, True])
 @pytest.mark.parametrize("length", [40.0, 160.0])  # under / over the kernel's power-table threshold
 def test_kernel_matches_numpy_reference(plastic, length):
@@ -50,33 +82,16 @@ def test_kernel_matches_numpy_reference(plastic, length):
     plas = sample_plastic(rng) if plastic else None
     zero = np.zeros(relief.idx.size, np.float16)
     detail = SurfaceDetail(zero, zero, None)  # no streaks / tarnish: albedo = the base colour
-    light = check_light(LIGHT)
-    env = default_env(np.random.default_rng(2), light)
-    env_u8 = np.round(env * 255).astype(np.uint8)
-
+    env_u8 = _env_u8()
     rgba, _, _ = shade_relief(np.random.default_rng(7), relief, length_px=length, light_dir=LIGHT, env=env_u8,
                               shading=True, metal=metal, plastic=plas, detail=detail)
-    # the reference, with the same draws (env centre, then brightness) from the same seed
-    r = np.random.default_rng(7)
-    centre = tuple(r.uniform(0.3, 0.7, 2))
-    bright = r.uniform(0.85, 1.15)
-    e = _planar96(env_u8.astype(np.float32) / 255.0)
-    n = tuple(a.astype(np.float16).astype(np.float32) for a in relief.normals)
-    col = shade_surface(n, np.asarray(metal["albedo"], np.float32), light, e, diffuse=metal["diffuse"],
-                        specular=metal["specular"], shininess=metal["shininess"], env_strength=metal["env"],
-                        metallic=True, env_centre=centre)
+    ref = _Reference(relief, env_u8)
+    col = ref.shade(metal, True)
     if relief.cavity is not None:
-        col = col * np.exp(relief.cavity.astype(np.float16).astype(np.float32) * (-0.18 / relief.bevel_px))
+        col = col * np.exp(_f16(relief.cavity) * (-0.18 / relief.bevel_px))
     if plastic:
-        pw = relief.plastic_w.astype(np.float16).astype(np.float32)
-        pcol = shade_surface(n, np.asarray(plas["albedo"], np.float32), light, e, diffuse=plas["diffuse"],
-                             specular=plas["specular"], shininess=plas["shininess"], env_strength=plas["env"],
-                             metallic=False, env_centre=centre)
-        col = col + (pcol - col) * pw
-    ref = np.clip(col * bright * 255.0 + 0.5, 0, 255).astype(np.uint8)  # (3, N)
-    got = rgba[..., :3].reshape(-1, 3)[relief.out_idx].T
-    err = np.abs(got.astype(int) - ref.astype(int))
-    assert err.max() <= 2, err.max()
+        col = col + (ref.shade(plas, False) - col) * _f16(relief.plastic_w)
+    assert _max_err(rgba, relief, col * ref.bright) <= 2
     assert (rgba[..., 3] == relief.alpha).all()
     outside = np.ones(rgba.shape[0] * rgba.shape[1], bool)
     outside[relief.out_idx] = False
@@ -90,21 +105,11 @@ def test_plastic_only_object_with_side_wall_matches_reference():
     s.poly("plastic", rounded_rect_pts(60, 0, 120, 40, 10))
     relief = build_relief(np.random.default_rng(4), s, length_px=120, side_p=1.0, has_metal=False,
                           has_plastic=True, bend_sigma=(0.0, 0.0, 0.0, 0.0))
-    assert relief.top_ratio is not None and (relief.top_ratio.astype(np.float32) < 0.5).any()  # a wall exists
+    assert relief.top_ratio is not None and (_f16(relief.top_ratio) < 0.5).any()  # a wall exists
     plas = sample_plastic(np.random.default_rng(1), dark_p=0.0)
-    light = check_light(LIGHT)
-    env_u8 = np.round(default_env(np.random.default_rng(2), light) * 255).astype(np.uint8)
+    env_u8 = _env_u8()
     rgba, _, _ = shade_relief(np.random.default_rng(7), relief, length_px=120, light_dir=LIGHT, env=env_u8,
                               shading=True, metal=None, plastic=plas)
-    r = np.random.default_rng(7)
-    centre = tuple(r.uniform(0.3, 0.7, 2))
-    bright = r.uniform(0.85, 1.15)
-    e = _planar96(env_u8.astype(np.float32) / 255.0)
-    n = tuple(a.astype(np.float16).astype(np.float32) for a in relief.normals)
-    col = shade_surface(n, np.asarray(plas["albedo"], np.float32), light, e, diffuse=plas["diffuse"],
-                        specular=plas["specular"], shininess=plas["shininess"], env_strength=plas["env"],
-                        metallic=False, env_centre=centre)
-    col = col * bright * (0.4 + 0.6 * relief.top_ratio.astype(np.float16).astype(np.float32))
-    ref = np.clip(col * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    got = rgba[..., :3].reshape(-1, 3)[relief.out_idx].T
-    assert np.abs(got.astype(int) - ref.astype(int)).max() <= 2
+    ref = _Reference(relief, env_u8)
+    col = ref.shade(plas, False) * ref.bright * (0.4 + 0.6 * _f16(relief.top_ratio))
+    assert _max_err(rgba, relief, col) <= 2
