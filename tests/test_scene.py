@@ -157,3 +157,16 @@ def test_allocator_tuning_keeps_bytes():
     outs = [subprocess.run([sys.executable, "-c", code.format(flag=f)], check=True, capture_output=True,
                            text=True).stdout for f in ("True", "False")]
     assert outs[0] == outs[1] and outs[0].strip()
+
+
+def test_seed_words_equal_seedsequence_of_ints():
+    """seeding's uint32 entropy words give the same SeedSequence state as the list of Python ints."""
+    import zlib
+
+    from synth.seeding import _entropy, child_rng
+
+    for v in ([0, 0], [1, 2**40], [2**63 - 1, 5], [2**70 + 3, 0, 7], [12345, 2**32]):
+        a = np.random.SeedSequence(v).generate_state(4)
+        assert np.array_equal(a, np.random.SeedSequence(_entropy(v)).generate_state(4)), v
+    ref = np.random.default_rng(np.random.SeedSequence([2**62 + 11, zlib.crc32(b"camera")]))
+    assert np.array_equal(child_rng(2**62 + 11, "camera").random(4), ref.random(4))
