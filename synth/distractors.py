@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from .meta import fresh_copy, jsonable
-from .seeding import uniform
+from .seeding import uniform as _u
 from .keys.geometry import Shape, ellipse_pts, rect_pts, rounded_rect_pts
 from .keys.bank import ASSET_CACHE, asset_rng, canonical_affine, draw_asset
 from .keys.materials import sample_material, sample_plastic
@@ -29,10 +29,6 @@ __all__ = ["DISTRACTOR_KINDS", "render_distractor", "render_distractor_asset"]
 def _pick(rng, seq):
     """One uniformly drawn element of ``seq``; same draw and rng stream as ``rng.choice(seq)``."""
     return seq[int(rng.integers(len(seq)))]
-
-
-def _u(rng, lo, hi) -> float:
-    return uniform(rng, lo, hi)
 
 
 def _arc(cx, cy, r, a0, a1, n=20) -> np.ndarray:

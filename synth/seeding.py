@@ -11,6 +11,8 @@ import zlib
 
 import numpy as np
 
+from backgrounds.base import uniform  # one definition; backgrounds may not import synth
+
 __all__ = ["sample_seed", "sample_rng", "child_rng", "asset_bank_seed", "uniform", "normal"]
 
 
@@ -84,13 +86,6 @@ def asset_bank_seed(run_seed: int, generation: int) -> int:
     ``run_seed``: ``SeedSequence([run_seed, generation, crc32("asset-bank")])`` as a 63-bit int.
     Samples of one generation share the bank's shapes (``synth.keys.bank``)."""
     return _seed63([_check_int("run_seed", run_seed), _check_int("generation", generation), zlib.crc32(b"asset-bank")])
-
-
-def uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
-    """One draw of ``rng.uniform(lo, hi)`` as a Python float, bit-identical (NumPy computes
-    ``lo + (hi - lo) * next_double``) and the same stream position, without the ~2.5 us argument
-    handling of a scalar ``Generator.uniform`` call (a sample makes a few hundred such draws)."""
-    return lo + (hi - lo) * rng.random()
 
 
 def normal(rng: np.random.Generator, mu: float, sigma: float) -> float:

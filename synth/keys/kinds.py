@@ -13,17 +13,13 @@ import math
 
 import numpy as np
 
-from ..seeding import uniform
+from ..seeding import uniform as _u
 
 from .geometry import Shape, ellipse_pts, flower_pts, rect_pts, regular_polygon_pts, rounded_rect_pts
 
 __all__ = ["KEY_BUILDERS", "BOW_SHAPES"]
 
 BOW_SHAPES = ("round", "oval", "rect", "hexagon", "clover", "pear")
-
-
-def _u(rng, lo, hi) -> float:
-    return uniform(rng, lo, hi)
 
 
 def _pick(rng, seq):

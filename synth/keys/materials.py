@@ -18,13 +18,9 @@ import colorsys
 
 import numpy as np
 
-from ..seeding import uniform
+from ..seeding import uniform as _u
 
 __all__ = ["MATERIALS", "sample_material", "sample_plastic", "check_names"]
-
-
-def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return uniform(rng, lo, hi)
 
 
 def _hsv(h: float, s: float, v: float) -> list[float]:
