@@ -160,8 +160,9 @@ def _finger_pixels(idx, w, ox, oy, dx, dy, width, length, light, shading, nail_o
     cylinder shading ``0.45 + 0.7 clip(n.l)``; a lighter nail near the tip; premultiplied out."""
     for i in range(idx.size):
         p = idx[i]
-        px = (p % w) + ox
-        py = (p // w) + oy
+        y, x = p // w, p % w
+        px = x + ox
+        py = y + oy
         along = px * dx + py * dy
         across = -px * dy + py * dx
         rad = width / 2 * (1 + 0.15 * min(max(along / max(length, 1.0), 0.0), 1.0))
@@ -175,7 +176,6 @@ def _finger_pixels(idx, w, ox, oy, dx, dy, width, length, light, shading, nail_o
             lam = u * (-dy * light[0] + dx * light[1]) + math.sqrt(1 - u * u) * light[2]
             g = 0.45 + 0.7 * min(max(lam, 0.0), 1.0)
         nail = nail_on and width * 0.08 < along < width * 0.9 and abs(across) < rad * 0.6
-        y, x = p // w, p % w
         alpha[y, x] = a
         for k in range(3):
             c = skin[k] * g

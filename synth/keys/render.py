@@ -109,18 +109,20 @@ class Relief:
         """A copy for caching: per-pixel float arrays as float16 (half the bytes; shading converts
         back to float32, values stay within 1e-3 of the float32 originals) and no texture
         coordinates (a cached asset keeps its :class:`SurfaceDetail` instead)."""
-        def h(a):
-            return None if a is None else _frozen(a.astype(np.float16))
-
-        n = None if self.normals is None else tuple(h(a) for a in self.normals)
-        return dataclasses.replace(self, normals=n, cavity=h(self.cavity), plastic_w=h(self.plastic_w),
-                                   top_ratio=h(self.top_ratio), tex_xy=None)
+        n = None if self.normals is None else tuple(_half(a) for a in self.normals)
+        return dataclasses.replace(self, normals=n, cavity=_half(self.cavity), plastic_w=_half(self.plastic_w),
+                                   top_ratio=_half(self.top_ratio), tex_xy=None)
 
 
 def _frozen(a):
     if a is not None:
         a.flags.writeable = False
     return a
+
+
+def _half(a):
+    """A read-only float16 copy of ``a`` (None stays None): how cached per-pixel arrays are kept."""
+    return None if a is None else _frozen(a.astype(np.float16))
 
 
 def build_relief(rng: np.random.Generator, shape: Shape, *, length_px: float, angle_deg: float = 0.0,
@@ -269,10 +271,7 @@ def surface_detail(rng: np.random.Generator, relief: Relief, *, length_px: float
     if ns:
         scr = _scratches(rng, relief.size, ns, float(length_px), scratch_axis_deg).reshape(-1)[relief.idx]
         scr = scr.astype(np.float32) * np.float32(1.0 / 255.0)
-    def f16(a):
-        return None if a is None else _frozen(a.astype(np.float16))
-
-    return SurfaceDetail(f16(st), f16(bl), f16(scr))
+    return SurfaceDetail(_half(st), _half(bl), _half(scr))
 
 
 def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, light_dir, env: np.ndarray | None,
