@@ -128,13 +128,13 @@ class MixedBackgrounds:
         self.sources = [s for s, _ in sources]
         w = np.asarray([float(wt) for _, wt in sources])
         self.weights = (w / w.sum()).tolist()
+        cdf = np.cumsum(np.asarray(self.weights, np.float64))
+        self._cdf = cdf / cdf[-1]
 
     def _pick(self, rng: np.random.Generator) -> int:
         # == rng.choice(len(sources), p=weights): inverse CDF on one rng.random() (same stream), minus
-        # choice's ~20 us validation overhead
-        cdf = np.cumsum(np.asarray(self.weights, np.float64))
-        cdf /= cdf[-1]
-        return int(cdf.searchsorted(rng.random(), side="right"))
+        # choice's ~20 us validation overhead; the CDF is computed once, in __init__
+        return int(self._cdf.searchsorted(rng.random(), side="right"))
 
     def sample(self, rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, dict]:
         """Draw the source index, then delegate; meta gains ``mixed_index``."""
