@@ -27,11 +27,13 @@ class LRUCache:
         self.hits = self.misses = 0
 
     def set_budget(self, budget_mib: float) -> None:
+        """Set the byte budget to ``budget_mib`` MiB, evicting least-recently-used entries over it."""
         with self._lock:
             self.budget = int(budget_mib * 2**20)
             self._evict()
 
     def clear(self) -> None:
+        """Drop every entry and reset the hit / miss counters."""
         with self._lock:
             self._d.clear()
             self._bytes = 0
@@ -51,6 +53,7 @@ class LRUCache:
 
     @property
     def nbytes(self) -> int:
+        """Bytes held (the values' ``nbytes`` plus 256 per entry)."""
         return self._bytes
 
     def _evict(self) -> None:
@@ -59,6 +62,8 @@ class LRUCache:
             self._bytes -= nb
 
     def get(self, key, build: Callable[[], object]):
+        """``build()``'s value for ``key``: cached, or built (outside the lock) and cached when it fits
+        the budget. ``build`` must be a pure function of ``key``."""
         with self._lock:
             hit = self._d.get(key)
             if hit is not None:
