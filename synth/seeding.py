@@ -7,6 +7,7 @@ the sample's ``meta`` so a single sample can be re-rendered in isolation.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import zlib
 
@@ -107,8 +108,14 @@ def child_rng(seed: int, stream: str) -> np.random.Generator:
 def asset_bank_seed(run_seed: int, generation: int) -> int:
     """Seed of asset-bank generation ``generation`` (= sample index // ``asset_bank_refresh``) of run
     ``run_seed``: ``SeedSequence([run_seed, generation, crc32("asset-bank")])`` as a 63-bit int.
-    Samples of one generation share the bank's shapes (``synth.keys.bank``)."""
-    return _seed63([_check_int("run_seed", run_seed), _check_int("generation", generation), zlib.crc32(b"asset-bank")])
+    Samples of one generation share the bank's shapes (``synth.keys.bank``); memoised (thousands of
+    consecutive samples ask for the same one)."""
+    return _bank_seed(_check_int("run_seed", run_seed), _check_int("generation", generation))
+
+
+@functools.lru_cache(maxsize=256)
+def _bank_seed(run_seed: int, generation: int) -> int:
+    return _seed63([run_seed, generation, zlib.crc32(b"asset-bank")])
 
 
 def normal(rng: np.random.Generator, mu: float, sigma: float) -> float:

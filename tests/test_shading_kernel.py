@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from synth.keys.geometry import Shape, rounded_rect_pts
-from synth.keys.kernels import HALF_TO_FLOAT, PARAMS, as_half_bits, params_vector
+from synth.keys.kernels import PARAMS, Q_CAVITY, Q_TEXTURE, Q_UNIT, dequantize, params_vector, quantize
 from synth.keys.materials import sample_material, sample_plastic
 from synth.keys.render import SurfaceDetail, build_relief, shade_relief
 from synth.keys.shading import check_light, default_env, shade_surface
@@ -16,10 +16,18 @@ from synth.keys.render import _planar96
 LIGHT = (0.5, -0.4, 0.77)
 
 
-def test_half_table_is_exact():
-    x = np.random.default_rng(0).normal(0, 3, 5000).astype(np.float16)
-    np.testing.assert_array_equal(HALF_TO_FLOAT[as_half_bits(x)], x.astype(np.float32))
-    assert as_half_bits(None).size == 0
+def test_fixed_point_round_trip_and_saturation():
+    x = np.random.default_rng(0).normal(0, 3, 5000).astype(np.float32)
+    q = quantize(x, Q_TEXTURE)
+    assert q.dtype == np.int16 and not q.flags.writeable
+    np.testing.assert_allclose(dequantize(q, Q_TEXTURE), np.clip(x, -8, 8), atol=Q_TEXTURE / 2 + 1e-6)
+    u = np.array([-2.0, -1.0, 0.0, 0.25, 1.0, 2.0], np.float32)
+    assert quantize(u, Q_UNIT).tolist() == [-32767, -32767, 0, 8192, 32767, 32767]  # saturates at +-1
+    assert dequantize(quantize(np.array([63.9], np.float32), Q_CAVITY), Q_CAVITY)[0] == pytest.approx(63.9, abs=1e-3)
+    assert quantize(q, Q_TEXTURE) is q  # codes pass through
+    w = q.copy()
+    assert np.shares_memory(quantize(w, Q_TEXTURE), w) and w.flags.writeable  # a read-only view
+    assert quantize(None, Q_UNIT).size == 0 and dequantize(None, Q_UNIT) is None
 
 
 def test_params_vector_names():
@@ -38,20 +46,21 @@ def _relief(plastic: bool, length: float):
                         bend_sigma=(0.0, 0.0, 0.0, 0.0))
 
 
-def _f16(a):
-    return a.astype(np.float16).astype(np.float32)
+def _fx(a, scale=Q_UNIT):
+    """The kernel's view of a float array: rounded to its int16 fixed-point codes and back."""
+    return dequantize(quantize(a, scale), scale)
 
 
 class _Reference:
     """The NumPy model with the kernel's inputs: ``shade_relief``'s draws (env centre, then
-    brightness) replayed from the same seed, float16-rounded relief arrays."""
+    brightness) replayed from the same seed, fixed-point-rounded relief arrays."""
 
     def __init__(self, relief, env_u8, seed=7):
         r = np.random.default_rng(seed)
         self.centre = tuple(r.uniform(0.3, 0.7, 2))
         self.bright = r.uniform(0.85, 1.15)
         self.env = _planar96(env_u8.astype(np.float32) / 255.0)
-        self.n = tuple(_f16(a) for a in relief.normals)
+        self.n = tuple(_fx(a) for a in relief.normals)
 
     def shade(self, material, metallic):
         return shade_surface(self.n, np.asarray(material["albedo"], np.float32), check_light(LIGHT), self.env,
@@ -74,13 +83,13 @@ def _max_err(rgba, relief, col):
 @pytest.mark.parametrize("length", [40.0, 160.0])  # under / over the kernel's power-table threshold
 def test_kernel_matches_numpy_reference(plastic, length):
     """Same relief, material, light and environment: the kernel's cut-out equals the NumPy
-    Blinn-Phong + sphere-map model within 2 DN (float16 inputs, power table vs exact power)."""
+    Blinn-Phong + sphere-map model within 2 DN (fixed-point inputs, power table vs exact power)."""
     relief = _relief(plastic, length)
     rng = np.random.default_rng(1)
     metal = sample_material(rng, "brass")
     metal["scratches"] = 0.0
     plas = sample_plastic(rng) if plastic else None
-    zero = np.zeros(relief.idx.size, np.float16)
+    zero = np.zeros(relief.idx.size, np.int16)
     detail = SurfaceDetail(zero, zero, None)  # no streaks / tarnish: albedo = the base colour
     env_u8 = _env_u8()
     rgba, _, _ = shade_relief(np.random.default_rng(7), relief, length_px=length, light_dir=LIGHT, env=env_u8,
@@ -88,9 +97,9 @@ def test_kernel_matches_numpy_reference(plastic, length):
     ref = _Reference(relief, env_u8)
     col = ref.shade(metal, True)
     if relief.cavity is not None:
-        col = col * np.exp(_f16(relief.cavity) * (-0.18 / relief.bevel_px))
+        col = col * np.exp(_fx(relief.cavity, Q_CAVITY) * (-0.18 / relief.bevel_px))
     if plastic:
-        col = col + (ref.shade(plas, False) - col) * _f16(relief.plastic_w)
+        col = col + (ref.shade(plas, False) - col) * _fx(relief.plastic_w)
     assert _max_err(rgba, relief, col * ref.bright) <= 2
     assert (rgba[..., 3] == relief.alpha).all()
     outside = np.ones(rgba.shape[0] * rgba.shape[1], bool)
@@ -105,11 +114,11 @@ def test_plastic_only_object_with_side_wall_matches_reference():
     s.poly("plastic", rounded_rect_pts(60, 0, 120, 40, 10))
     relief = build_relief(np.random.default_rng(4), s, length_px=120, side_p=1.0, has_metal=False,
                           has_plastic=True, bend_sigma=(0.0, 0.0, 0.0, 0.0))
-    assert relief.top_ratio is not None and (_f16(relief.top_ratio) < 0.5).any()  # a wall exists
+    assert relief.top_ratio is not None and (_fx(relief.top_ratio) < 0.5).any()  # a wall exists
     plas = sample_plastic(np.random.default_rng(1), dark_p=0.0)
     env_u8 = _env_u8()
     rgba, _, _ = shade_relief(np.random.default_rng(7), relief, length_px=120, light_dir=LIGHT, env=env_u8,
                               shading=True, metal=None, plastic=plas)
     ref = _Reference(relief, env_u8)
-    col = ref.shade(plas, False) * ref.bright * (0.4 + 0.6 * _f16(relief.top_ratio))
+    col = ref.shade(plas, False) * ref.bright * (0.4 + 0.6 * _fx(relief.top_ratio))
     assert _max_err(rgba, relief, col) <= 2

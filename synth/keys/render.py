@@ -28,7 +28,7 @@ import numpy as np
 
 from ..seeding import normal, uniform
 from .geometry import Raster, Shape, rasterize, rotation_matrix
-from .kernels import HALF_TO_FLOAT, as_half_bits, params_vector, shade_pixels
+from .kernels import Q_CAVITY, Q_TEXTURE, Q_UNIT, dequantize, params_vector, quantize, shade_pixels
 from .shading import (blotch_bank, canonical_coords, check_env, check_light, default_env, lookup_texture,
                       relief_normals, streak_bank)
 
@@ -78,8 +78,9 @@ class Relief:
     """Geometry of one rendered shape, before light and material colours (read-only arrays).
 
     Pixel sets are flat indices ``idx`` (int32 (N,)) into the ``(h, w)`` working canvas; every
-    per-pixel array is (N,) float32 in that order (float16 after :meth:`compact`). ``crop`` = (y0, y1, x0, x1) of the returned
-    cut-out in the canvas; ``alpha`` / ``key_alpha`` uint8 (y1-y0, x1-x0) are the cut-out's alpha
+    per-pixel array is (N,) float32 in that order (int16 fixed point after :meth:`compact`: the
+    shading kernel's input format, ``synth.keys.kernels.quantize``). ``crop`` = (y0, y1, x0, x1) of
+    the returned cut-out in the canvas; ``alpha`` / ``key_alpha`` uint8 (y1-y0, x1-x0) are the cut-out's alpha
     and metal-only label coverage; ``out_idx`` int32 (N,) are the ``idx`` pixels as flat indices
     into the cut-out; ``points`` are named points in cut-out pixels.
     """
@@ -108,12 +109,13 @@ class Relief:
         return int(sum(a.nbytes for a in arrs if a is not None)) + 512
 
     def compact(self) -> "Relief":
-        """A copy for caching: per-pixel float arrays as float16 (half the bytes; shading converts
-        back to float32, values stay within 1e-3 of the float32 originals) and no texture
+        """A copy for caching: per-pixel float arrays as int16 fixed point (half the bytes of
+        float32; normals, weights and ratios to 1.5e-5, cavity depths to 1e-3 px) and no texture
         coordinates (a cached asset keeps its :class:`SurfaceDetail` instead)."""
-        n = None if self.normals is None else tuple(_half(a) for a in self.normals)
-        return dataclasses.replace(self, normals=n, cavity=_half(self.cavity), plastic_w=_half(self.plastic_w),
-                                   top_ratio=_half(self.top_ratio), tex_xy=None)
+        n = None if self.normals is None else tuple(_fixed(a, Q_UNIT) for a in self.normals)
+        return dataclasses.replace(self, normals=n, cavity=_fixed(self.cavity, Q_CAVITY),
+                                   plastic_w=_fixed(self.plastic_w, Q_UNIT), top_ratio=_fixed(self.top_ratio, Q_UNIT),
+                                   tex_xy=None)
 
 
 def _frozen(a):
@@ -122,9 +124,9 @@ def _frozen(a):
     return a
 
 
-def _half(a):
-    """A read-only float16 copy of ``a`` (None stays None): how cached per-pixel arrays are kept."""
-    return None if a is None else _frozen(a.astype(np.float16))
+def _fixed(a, scale):
+    """A read-only int16 fixed-point copy of ``a`` (None stays None): how cached per-pixel arrays are kept."""
+    return None if a is None else quantize(a, scale)
 
 
 def build_relief(rng: np.random.Generator, shape: Shape, *, length_px: float, angle_deg: float = 0.0,
@@ -232,7 +234,8 @@ def build_relief(rng: np.random.Generator, shape: Shape, *, length_px: float, an
 
 @dataclass(frozen=True)
 class SurfaceDetail:
-    """Per-pixel surface marks of one object (in ``Relief.idx`` order, float16 (N,), read-only):
+    """Per-pixel surface marks of one object (in ``Relief.idx`` order, read-only int16 fixed point
+    (N,), ``Q_TEXTURE`` / ``Q_UNIT`` codes):
     ``streak`` brushed-metal texture and ``blotch`` tarnish texture (zero-mean, unit std; scaled by
     the material's ``streak`` / ``wear``), ``scratches`` 0..1 coverage drawn at
     ``SCRATCH_DENSITY`` lines per 100 px (scaled by the material's ``scratches`` / density), or
@@ -264,7 +267,7 @@ def _metal_textures(rng: np.random.Generator, tex_xy: tuple[np.ndarray, np.ndarr
 def surface_detail(rng: np.random.Generator, relief: Relief, *, length_px: float,
                    scratch_axis_deg: float = 0.0) -> SurfaceDetail | None:
     """Draw an object's brushed streaks, tarnish blotches and scratches (see :class:`SurfaceDetail`;
-    stored as float16: it is cached); None for a relief without metal or normals."""
+    stored as int16 fixed point: it is cached); None for a relief without metal or normals."""
     if not relief.has_metal or relief.tex_xy is None:
         return None
     st, bl = _metal_textures(rng, relief.tex_xy)
@@ -273,7 +276,7 @@ def surface_detail(rng: np.random.Generator, relief: Relief, *, length_px: float
     if ns:
         scr = _scratches(rng, relief.size, ns, float(length_px), scratch_axis_deg).reshape(-1)[relief.idx]
         scr = scr.astype(np.float32) * np.float32(1.0 / 255.0)
-    return SurfaceDetail(_half(st), _half(bl), _half(scr))
+    return SurfaceDetail(_fixed(st, Q_TEXTURE), _fixed(bl, Q_TEXTURE), _fixed(scr, Q_UNIT))
 
 
 def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, light_dir, env: np.ndarray | None,
@@ -318,7 +321,7 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
         col = np.empty((3, idx.size), np.float32)
         col[:] = (base_m if relief.has_metal else base_p)[:, None]
         if relief.plastic_w is not None and relief.has_metal:
-            col[:, relief.plastic_w > 0.5] = base_p[:, None]
+            col[:, dequantize(relief.plastic_w, Q_UNIT) > 0.5] = base_p[:, None]
         # planar colour scattered into the box (contiguous per-channel writes), then cropped + interleaved
         planes = np.zeros((3, hgt * wid), np.uint8)
         planes[:, idx] = np.minimum(np.maximum(col * 255.0 + 0.5, 0), 255).astype(np.uint8)
@@ -364,11 +367,11 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
         vec = params_vector(r00=r[0, 0], r01=r[0, 1], r10=r[1, 0], r11=r[1, 1], lx=lx, ly=ly, lz=lz, hx=lx / hn,
                             hy=ly / hn, hz=(lz + 1.0) / hn, env_cx=centre[0], env_cy=centre[1], env_gain=0.8,
                             ambient=0.25, brightness=uniform(rng, 0.85, 1.15), **prm)
-        h16 = as_half_bits
+        q, u = quantize, Q_UNIT
         nx, ny, nz = relief.normals
-        shade_pixels(relief.out_idx, h16(nx), h16(ny), h16(nz), h16(st), h16(bl), h16(scr),
-                     h16(relief.cavity if relief.has_metal else None), h16(relief.top_ratio), h16(pw),
-                     HALF_TO_FLOAT, e, vec, rgba)
+        shade_pixels(relief.out_idx, q(nx, u), q(ny, u), q(nz, u), q(st, Q_TEXTURE), q(bl, Q_TEXTURE), q(scr, u),
+                     q(relief.cavity if relief.has_metal else None, Q_CAVITY), q(relief.top_ratio, u), q(pw, u),
+                     e, vec, rgba)
     rgba[..., 3] = relief.alpha
     info = {"side_px": relief.side_px, "bevel_px": relief.bevel_px, "points": {k: list(v) for k, v in relief.points.items()}}
     return rgba, np.array(relief.key_alpha), info
