@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from .meta import fresh_copy, jsonable
+from .seeding import pick as _pick
 from .seeding import uniform as _u
 from .keys.geometry import Shape, ellipse_pts, rect_pts, rounded_rect_pts
 from .keys.bank import ASSET_CACHE, asset_rng, canonical_affine, draw_asset
@@ -24,11 +25,6 @@ from .keys.materials import sample_material, sample_plastic
 from .keys.render import build_relief, render_shape, shade_relief, surface_detail
 
 __all__ = ["DISTRACTOR_KINDS", "render_distractor", "render_distractor_asset"]
-
-
-def _pick(rng, seq):
-    """One uniformly drawn element of ``seq``; same draw and rng stream as ``rng.choice(seq)``."""
-    return seq[int(rng.integers(len(seq)))]
 
 
 def _arc(cx, cy, r, a0, a1, n=20) -> np.ndarray:

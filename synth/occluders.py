@@ -14,6 +14,7 @@ import numpy as np
 
 from .compiled import kernel
 from .compose import Layer
+from .seeding import pick as _pick
 from .seeding import uniform
 
 _NAIL = np.array([235.0, 205.0, 200.0])
@@ -26,11 +27,6 @@ _S = float(1 << _SH)
 SKIN_TONES = np.array([[233, 196, 170], [222, 171, 137], [198, 140, 106], [160, 106, 76],
                        [120, 78, 56], [88, 58, 44], [240, 205, 185]], np.float32)
 METALS = {"brass": (196, 160, 82), "nickel": (190, 190, 186), "steel": (160, 163, 168), "copper": (184, 115, 80)}
-
-
-def _pick(rng, seq):
-    """One uniformly drawn element of ``seq``; same draw and rng stream as ``rng.choice(seq)``."""
-    return seq[int(rng.integers(len(seq)))]
 
 
 def _pts(p) -> np.ndarray:

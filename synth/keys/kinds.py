@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from ..seeding import pick as _pick
 from ..seeding import uniform as _u
 
 from .geometry import Shape, ellipse_pts, flower_pts, rect_pts, regular_polygon_pts, rounded_rect_pts
@@ -20,12 +21,6 @@ from .geometry import Shape, ellipse_pts, flower_pts, rect_pts, regular_polygon_
 __all__ = ["KEY_BUILDERS", "BOW_SHAPES"]
 
 BOW_SHAPES = ("round", "oval", "rect", "hexagon", "clover", "pear")
-
-
-def _pick(rng, seq):
-    """One uniformly drawn element of ``seq``; same draw and rng stream as ``rng.choice(seq)`` (which
-    is ``rng.integers(len(seq))`` indexing) without its ~20 us array conversion."""
-    return seq[int(rng.integers(len(seq)))]
 
 
 def _bow_pts(name: str, cx: float, cy: float, a: float, b: float, rng) -> tuple[np.ndarray, dict]:
