@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .meta import fresh_copy, jsonable
+from .meta import CleanDict, fresh_copy, jsonable
 from .seeding import pick as _pick
 from .seeding import uniform as _u
 from .keys.geometry import Shape, ellipse_pts, rect_pts, rounded_rect_pts
@@ -276,6 +276,6 @@ def render_distractor_asset(rng: np.random.Generator, kind: str, *, size_px: flo
     affine, out_hw = canonical_affine(rgba.shape[:2], float(angle_deg), S / Sb)
     meta = {"kind": kind, "params": fresh_copy(params), "material": jsonable(metal), "plastic": jsonable(plastic),
             "size_px": round(S, 3), "angle_deg": round(float(angle_deg), 3),
-            "render": {"side_px": info["side_px"], "bevel_px": info["bevel_px"]},
-            "asset": {"bank_seed": int(bank_seed), "id": aid, "bucket_px": round(Sb, 3)}}
+            "render": CleanDict(side_px=info["side_px"], bevel_px=info["bevel_px"]),
+            "asset": CleanDict(bank_seed=int(bank_seed), id=aid, bucket_px=round(Sb, 3))}
     return rgba, meta, affine, out_hw

@@ -250,22 +250,27 @@ def sensor_noise(img: np.ndarray, shot: float, read: float, grain: float = 1.0, 
     return out
 
 
+_LEVELS = np.arange(256, dtype=np.float64)  # the 8-bit input levels of a tone LUT
+
+
 def color_transfer(img: np.ndarray, gains=(1.0, 1.0, 1.0), saturation: float = 1.0, contrast: float = 1.0,
                    brightness: float = 0.0, gamma: float = 1.0) -> np.ndarray:
     """White balance + saturation (3x3 colour matrix, ``cv2.transform``), then a per-channel tone
     LUT: y = 255 * clip((contrast * (x - 128) + 128 + brightness) / 255, 0, 1) ** (1 / gamma).
     Works on uint8 (LUT path, fast) and float32 (rounded through uint8)."""
     u8 = to_uint8(img) if img.dtype != np.uint8 else img
-    g = np.asarray(gains, np.float32).reshape(3)
+    g0, g1, g2 = (float(v) for v in np.asarray(gains, np.float64).reshape(3))
     s = float(saturation)
-    lum = np.array([0.299, 0.587, 0.114], np.float32)
-    M = s * np.eye(3, dtype=np.float32) + (1 - s) * np.tile(lum, (3, 1))
-    M = (np.diag(g) @ M).astype(np.float32)
-    identity = s == 1.0 and bool(np.all(g == 1.0))  # (np.allclose on M cost ~40 us)
-    out = u8.copy() if identity else cv2.transform(u8, M)
-    x = np.arange(256, dtype=np.float32)
-    y = np.clip((contrast * (x - 128.0) + 128.0 + brightness) / 255.0, 0, 1) ** (1.0 / max(gamma, 1e-3))
-    lut = np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if s == 1.0 and g0 == g1 == g2 == 1.0:
+        out = u8.copy()
+    else:  # M = diag(g) (s I + (1 - s) 1 lum^T), built in plain floats (9 numbers, no array temporaries)
+        lr, lg, lb = (1.0 - s) * 0.299, (1.0 - s) * 0.587, (1.0 - s) * 0.114
+        M = np.array([[g0 * (s + lr), g0 * lg, g0 * lb],
+                      [g1 * lr, g1 * (s + lg), g1 * lb],
+                      [g2 * lr, g2 * lg, g2 * (s + lb)]], np.float32)
+        out = cv2.transform(u8, M)
+    y = np.clip((contrast * (_LEVELS - 128.0) + 128.0 + brightness) * (1.0 / 255.0), 0.0, 1.0) ** (1.0 / max(gamma, 1e-3))
+    lut = (y * 255.0 + 0.5).astype(np.uint8)  # y in [0, 1]: no clip needed
     out = cv2.LUT(out, lut)
     return out if img.dtype == np.uint8 else out.astype(np.float32)
 

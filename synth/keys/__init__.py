@@ -15,7 +15,7 @@ import bisect
 
 import numpy as np
 
-from ..meta import fresh_copy, jsonable
+from ..meta import CleanDict, fresh_copy, jsonable
 from .bank import ASSET_CACHE, asset_rng, canonical_affine, draw_asset
 from .kinds import KEY_BUILDERS
 from .materials import MATERIALS, check_names, sample_material, sample_plastic
@@ -167,8 +167,8 @@ class ProceduralKeys:
         affine, out_hw = canonical_affine(rgba.shape[:2], a, L / Lb)
         meta = {"kind": kind, "material": jsonable(metal), "params": fresh_copy(params), "plastic": jsonable(plastic),
                 "length_px": round(L, 3), "angle_deg": round(a, 3), "hole_xy": info["points"].get("hole"),
-                "shading": shading, "render": {"side_px": info["side_px"], "bevel_px": info["bevel_px"]},
-                "asset": {"bank_seed": int(bank_seed), "id": aid, "bucket_px": round(Lb, 3)}}
+                "shading": shading, "render": CleanDict(side_px=info["side_px"], bevel_px=info["bevel_px"]),
+                "asset": CleanDict(bank_seed=int(bank_seed), id=aid, bucket_px=round(Lb, 3))}
         return rgba, key_alpha, meta, affine, out_hw
 
     def sample(self, rng: np.random.Generator, *, length_px: float, angle_deg: float, light_dir,
