@@ -33,7 +33,8 @@ def test_fixed_point_round_trip_and_saturation():
 def test_params_vector_names():
     v = params_vector(lx=0.25, p_env=0.5)
     assert v.shape == (len(PARAMS),) and v[PARAMS.index("lx")] == 0.25 and v[PARAMS.index("p_env")] == 0.5
-    with pytest.raises(KeyError):
+    assert np.array_equal(params_vector({"lx": 0.25}, p_env=0.5), v)
+    with pytest.raises(KeyError, match="not_a_param"):
         params_vector(not_a_param=1.0)
 
 

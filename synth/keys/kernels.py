@@ -44,14 +44,17 @@ PARAMS = (
 _I = {name: i for i, name in enumerate(PARAMS)}
 
 
-def params_vector(**values: float) -> np.ndarray:
-    """float64 vector of :data:`PARAMS` (missing names are 0). Raises KeyError on an unknown name."""
-    v = [0.0] * len(PARAMS)
-    for k, x in values.items():
-        v[_I[k]] = x
-    return np.array(v, np.float64)
+def params_vector(values: dict | None = None, /, **more: float) -> np.ndarray:
+    """float64 vector of :data:`PARAMS` from a dict and / or keywords (missing names are 0).
+    Raises KeyError naming an unknown parameter."""
+    d = {**(values or {}), **more}
+    unknown = d.keys() - _I.keys()
+    if unknown:
+        raise KeyError(f"unknown shading parameter(s) {sorted(unknown)}; valid: {list(PARAMS)}")
+    return np.array([d.get(name, 0.0) for name in PARAMS], np.float64)
 
 
+_INT16 = np.dtype(np.int16)
 _ABSENT = np.empty(0, np.int16)
 _ABSENT.flags.writeable = False
 
@@ -63,9 +66,11 @@ def quantize(a: np.ndarray | None, scale: float) -> np.ndarray:
     kernel is compiled for one set of argument types."""
     if a is None:
         return _ABSENT
-    if a.dtype != np.int16:
+    if a.dtype is not _INT16:
         a = np.clip(np.rint(a * np.float32(1.0 / scale)), -32767, 32767).astype(np.int16)
-    elif a.flags.writeable:
+    elif not a.flags.writeable:  # the cached case: nothing to do
+        return a
+    else:
         a = a.view()
     a.flags.writeable = False
     return a

@@ -15,62 +15,65 @@ Every sampler returns a JSON-serialisable dict:
 from __future__ import annotations
 
 import colorsys
+import functools
 
 import numpy as np
 
 from ..meta import CleanDict
-from ..seeding import uniform
 
 __all__ = ["MATERIALS", "sample_material", "sample_plastic", "check_names"]
-
-
-def _u(rng, lo: float, hi: float) -> float:
-    """A uniform draw rounded to the 4 decimals meta keeps (``synth.meta.jsonable``), so a material
-    dict is JSON-clean as sampled (a :class:`CleanDict`) and the renderer shades with exactly the
-    values its meta records."""
-    return round(uniform(rng, lo, hi), 4)
 
 
 def _hsv(h: float, s: float, v: float) -> list[float]:
     return [round(c, 4) for c in colorsys.hsv_to_rgb(h % 1.0, min(max(s, 0.0), 1.0), min(max(v, 0.0), 1.0))]
 
 
-def _brass(rng):
-    a = _hsv(_u(rng, 0.095, 0.135), _u(rng, 0.35, 0.65), _u(rng, 0.62, 0.92))
-    return CleanDict(albedo=a, diffuse=_u(rng, 0.35, 0.6), specular=_u(rng, 0.35, 0.8), shininess=_u(rng, 12, 60),
-                env=_u(rng, 0.35, 0.7), streak=_u(rng, 0.02, 0.07), wear=_u(rng, 0.05, 0.25),
-                rust=_hsv(_u(rng, 0.06, 0.1), 0.6, 0.35), scratches=_u(rng, 0.5, 4.0))
+#: the order in which a family's parameters are drawn (a ``(lo, hi)`` range is drawn uniformly, a
+#: number is a constant); albedo and rust colours are HSV.
+_ORDER = ("hue", "sat", "val", "diffuse", "specular", "shininess", "env", "streak", "wear",
+          "rust_hue", "rust_sat", "rust_val", "scratches")
 
 
-def _nickel(rng):
-    a = _hsv(_u(rng, 0.08, 0.16), _u(rng, 0.02, 0.1), _u(rng, 0.68, 0.92))
-    return CleanDict(albedo=a, diffuse=_u(rng, 0.3, 0.55), specular=_u(rng, 0.4, 0.9), shininess=_u(rng, 15, 80),
-                env=_u(rng, 0.4, 0.8), streak=_u(rng, 0.02, 0.07), wear=_u(rng, 0.03, 0.15),
-                rust=_hsv(_u(rng, 0.08, 0.12), 0.15, 0.4), scratches=_u(rng, 0.5, 4.0))
+def _family(**spec) -> dict:
+    if set(spec) != set(_ORDER):
+        raise ValueError(f"a material family needs exactly {_ORDER}")
+    return {k: spec[k] for k in _ORDER}
 
 
-def _steel(rng):
-    a = _hsv(_u(rng, 0.52, 0.62), _u(rng, 0.02, 0.09), _u(rng, 0.5, 0.8))
-    return CleanDict(albedo=a, diffuse=_u(rng, 0.3, 0.55), specular=_u(rng, 0.4, 0.9), shininess=_u(rng, 10, 60),
-                env=_u(rng, 0.4, 0.8), streak=_u(rng, 0.03, 0.09), wear=_u(rng, 0.03, 0.2),
-                rust=_hsv(_u(rng, 0.07, 0.1), 0.3, 0.35), scratches=_u(rng, 1.0, 5.0))
+#: material families: every parameter's range
+FAMILIES = {
+    "brass": _family(hue=(0.095, 0.135), sat=(0.35, 0.65), val=(0.62, 0.92), diffuse=(0.35, 0.6), specular=(0.35, 0.8),
+                     shininess=(12, 60), env=(0.35, 0.7), streak=(0.02, 0.07), wear=(0.05, 0.25),
+                     rust_hue=(0.06, 0.1), rust_sat=0.6, rust_val=0.35, scratches=(0.5, 4.0)),
+    "nickel": _family(hue=(0.08, 0.16), sat=(0.02, 0.1), val=(0.68, 0.92), diffuse=(0.3, 0.55), specular=(0.4, 0.9),
+                      shininess=(15, 80), env=(0.4, 0.8), streak=(0.02, 0.07), wear=(0.03, 0.15),
+                      rust_hue=(0.08, 0.12), rust_sat=0.15, rust_val=0.4, scratches=(0.5, 4.0)),
+    "steel": _family(hue=(0.52, 0.62), sat=(0.02, 0.09), val=(0.5, 0.8), diffuse=(0.3, 0.55), specular=(0.4, 0.9),
+                     shininess=(10, 60), env=(0.4, 0.8), streak=(0.03, 0.09), wear=(0.03, 0.2),
+                     rust_hue=(0.07, 0.1), rust_sat=0.3, rust_val=0.35, scratches=(1.0, 5.0)),
+    "coated": _family(hue=(0.0, 1.0), sat=(0.45, 0.85), val=(0.35, 0.85), diffuse=(0.45, 0.7), specular=(0.25, 0.6),
+                      shininess=(10, 40), env=(0.2, 0.45), streak=(0.02, 0.05), wear=(0.03, 0.15),
+                      rust_hue=(0.55, 0.6), rust_sat=0.05, rust_val=0.7, scratches=(0.5, 3.0)),
+    "iron": _family(hue=(0.05, 0.12), sat=(0.08, 0.3), val=(0.18, 0.42), diffuse=(0.5, 0.8), specular=(0.1, 0.4),
+                    shininess=(6, 25), env=(0.1, 0.35), streak=(0.02, 0.08), wear=(0.2, 0.5),
+                    rust_hue=(0.04, 0.08), rust_sat=(0.5, 0.8), rust_val=(0.25, 0.45), scratches=(0.0, 2.0)),
+}
+_N_DRAWS = {name: sum(type(v) is tuple for v in spec.values()) for name, spec in FAMILIES.items()}
 
 
-def _coated(rng):
-    a = _hsv(_u(rng, 0.0, 1.0), _u(rng, 0.45, 0.85), _u(rng, 0.35, 0.85))
-    return CleanDict(albedo=a, diffuse=_u(rng, 0.45, 0.7), specular=_u(rng, 0.25, 0.6), shininess=_u(rng, 10, 40),
-                env=_u(rng, 0.2, 0.45), streak=_u(rng, 0.02, 0.05), wear=_u(rng, 0.03, 0.15),
-                rust=_hsv(_u(rng, 0.55, 0.6), 0.05, 0.7), scratches=_u(rng, 0.5, 3.0))
+def _sample_family(rng: np.random.Generator, name: str) -> CleanDict:
+    """Every range of family ``name`` drawn in ``_ORDER`` from ONE ``rng.random(n)`` call: the same
+    values and stream position as one ``uniform`` call per range, rounded to 4 decimals."""
+    draws = iter(rng.random(_N_DRAWS[name]).tolist())
+    v = {}
+    for k, x in FAMILIES[name].items():
+        v[k] = round(x[0] + (x[1] - x[0]) * next(draws), 4) if type(x) is tuple else x
+    return CleanDict(albedo=_hsv(v["hue"], v["sat"], v["val"]), diffuse=v["diffuse"], specular=v["specular"],
+                     shininess=v["shininess"], env=v["env"], streak=v["streak"], wear=v["wear"],
+                     rust=_hsv(v["rust_hue"], v["rust_sat"], v["rust_val"]), scratches=v["scratches"])
 
 
-def _iron(rng):
-    a = _hsv(_u(rng, 0.05, 0.12), _u(rng, 0.08, 0.3), _u(rng, 0.18, 0.42))
-    return CleanDict(albedo=a, diffuse=_u(rng, 0.5, 0.8), specular=_u(rng, 0.1, 0.4), shininess=_u(rng, 6, 25),
-                env=_u(rng, 0.1, 0.35), streak=_u(rng, 0.02, 0.08), wear=_u(rng, 0.2, 0.5),
-                rust=_hsv(_u(rng, 0.04, 0.08), _u(rng, 0.5, 0.8), _u(rng, 0.25, 0.45)), scratches=_u(rng, 0.0, 2.0))
-
-
-MATERIALS = {"brass": _brass, "nickel": _nickel, "steel": _steel, "coated": _coated, "iron": _iron}
+MATERIALS = {name: functools.partial(_sample_family, name=name) for name in FAMILIES}  # name -> sampler(rng)
 
 
 def check_names(names, registry: dict, what: str) -> tuple[str, ...]:
@@ -101,9 +104,14 @@ def sample_material(rng: np.random.Generator, name: str) -> dict:
 def sample_plastic(rng: np.random.Generator, dark_p: float = 0.5) -> dict:
     """Rubber/plastic/leather colour: black/dark grey with probability ``dark_p``, else a saturated hue
     (a JSON-clean :class:`~synth.meta.CleanDict`, floats at 4 decimals)."""
-    if rng.random() < dark_p:
-        col = _hsv(_u(rng, 0, 1), _u(rng, 0.0, 0.15), _u(rng, 0.06, 0.25))
+    u = rng.random(8).tolist()  # == eight successive draws (branch, hue, sat, val, four ranges)
+
+    def r(i, lo, hi):
+        return round(lo + (hi - lo) * u[i], 4)
+
+    if u[0] < dark_p:
+        col = _hsv(r(1, 0, 1), r(2, 0.0, 0.15), r(3, 0.06, 0.25))
     else:
-        col = _hsv(_u(rng, 0, 1), _u(rng, 0.4, 0.9), _u(rng, 0.35, 0.9))
-    return CleanDict(albedo=col, diffuse=_u(rng, 0.6, 0.9), specular=_u(rng, 0.05, 0.35), shininess=_u(rng, 4, 20),
-                env=_u(rng, 0.0, 0.08))
+        col = _hsv(r(1, 0, 1), r(2, 0.4, 0.9), r(3, 0.35, 0.9))
+    return CleanDict(albedo=col, diffuse=r(4, 0.6, 0.9), specular=r(5, 0.05, 0.35), shininess=r(6, 4, 20),
+                     env=r(7, 0.0, 0.08))

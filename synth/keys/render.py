@@ -334,7 +334,7 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
         else:
             e = _planar96(default_env(rng, light))
             e.flags.writeable = False  # like the memoised one: one kernel signature
-        centre = rng.uniform(0.3, 0.7, 2)
+        centre = (uniform(rng, 0.3, 0.7), uniform(rng, 0.3, 0.7))  # == rng.uniform(0.3, 0.7, 2)
         st = bl = scr = None
         prm = {}
         if relief.has_metal:
@@ -352,21 +352,21 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
             prm.update(metal=1.0, m_streak=metal["streak"], m_wear=metal["wear"], m_diffuse=metal["diffuse"],
                        m_specular=metal["specular"], m_shininess=metal["shininess"], m_env=metal["env"],
                        cavity_coef=-0.18 / relief.bevel_px)
-            prm["m_r"], prm["m_g"], prm["m_b"] = (float(v) for v in base_m)
-            prm["rust_r"], prm["rust_g"], prm["rust_b"] = (float(v) for v in metal["rust"])
+            prm["m_r"], prm["m_g"], prm["m_b"] = base_m.tolist()
+            prm["rust_r"], prm["rust_g"], prm["rust_b"] = metal["rust"]
         pw = relief.plastic_w
         if plastic is not None and (pw is not None or not relief.has_metal):
             prm.update(plastic=1.0, p_diffuse=plastic["diffuse"], p_specular=plastic["specular"],
                        p_shininess=plastic["shininess"], p_env=plastic["env"])
-            prm["p_r"], prm["p_g"], prm["p_b"] = (float(v) for v in base_p)
+            prm["p_r"], prm["p_g"], prm["p_b"] = base_p.tolist()
         if plastic is None or not relief.has_metal:
             pw = None  # one material everywhere (the weight only mixes metal with plastic)
-        r = rotation_matrix(normal_rotation_deg) if normal_rotation_deg else np.eye(2)
-        lx, ly, lz = (float(v) for v in light)
+        (r00, r01), (r10, r11) = (rotation_matrix(normal_rotation_deg) if normal_rotation_deg else np.eye(2)).tolist()
+        lx, ly, lz = light.tolist()
         hn = math.sqrt(lx * lx + ly * ly + (lz + 1.0) ** 2)  # Blinn half vector, viewer (0, 0, 1)
-        vec = params_vector(r00=r[0, 0], r01=r[0, 1], r10=r[1, 0], r11=r[1, 1], lx=lx, ly=ly, lz=lz, hx=lx / hn,
-                            hy=ly / hn, hz=(lz + 1.0) / hn, env_cx=centre[0], env_cy=centre[1], env_gain=0.8,
-                            ambient=0.25, brightness=uniform(rng, 0.85, 1.15), **prm)
+        prm.update(r00=r00, r01=r01, r10=r10, r11=r11, lx=lx, ly=ly, lz=lz, hx=lx / hn, hy=ly / hn, hz=(lz + 1.0) / hn,
+                   env_cx=centre[0], env_cy=centre[1], env_gain=0.8, ambient=0.25, brightness=uniform(rng, 0.85, 1.15))
+        vec = params_vector(prm)
         q, u = quantize, Q_UNIT
         nx, ny, nz = relief.normals
         shade_pixels(relief.out_idx, q(nx, u), q(ny, u), q(nz, u), q(st, Q_TEXTURE), q(bl, Q_TEXTURE), q(scr, u),
