@@ -26,6 +26,7 @@ from .occluders import FallbackKeys, blob_layer, fallback_distractor, finger_lay
 __all__ = ["SampleRenderer", "make_keys", "jsonable", "tune_allocator"]
 
 MIN_KEY_RENDER_PX = 24.0
+_AFFINE_LAST_ROW = np.array([[0.0, 0.0, 1.0]])
 
 
 def make_keys(spec: str, kinds=None, materials=None):
@@ -165,7 +166,7 @@ class SampleRenderer:
         M = cv2.getPerspectiveTransform(src_pts, np.float32(dst))
         ow, oh = math.ceil(max(p[0] for p in dst)) + 2, math.ceil(max(p[1] for p in dst)) + 2
         if A is not None:
-            M = M @ np.vstack([A, [0.0, 0.0, 1.0]])
+            M = M @ np.concatenate((A, _AFFINE_LAST_ROW))  # the 2x3 affine as a 3x3 projective
             s = s * math.hypot(A[0, 0], A[0, 1])
         M0 = M
         hc, wc = rgba.shape[:2]

@@ -12,6 +12,7 @@ with the affine that rotates and scales it.
 from __future__ import annotations
 
 import bisect
+import math
 
 import numpy as np
 
@@ -38,10 +39,10 @@ KIND_MATERIAL_WEIGHTS = {
 
 def _check_sample_args(length_px, angle_deg) -> tuple[float, float]:
     L = float(length_px)
-    if not np.isfinite(L) or L < 12 or L > 4096:
+    if not math.isfinite(L) or L < 12 or L > 4096:
         raise ValueError(f"length_px must be in [12, 4096] px, got {length_px!r}")
     a = float(angle_deg)
-    if not np.isfinite(a):
+    if not math.isfinite(a):
         raise ValueError(f"angle_deg must be finite, got {angle_deg!r}")
     return L, a
 
