@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 __all__ = ["BackgroundSource", "BackgroundError", "MixedBackgrounds", "check_size", "crop_resize", "resize_to",
-           "channel_gains", "uniform"]
+           "channel_gains", "uniform", "pick"]
 
 
 class BackgroundError(ValueError):
@@ -60,6 +60,13 @@ def uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     computes ``lo + (hi - lo) * next_double``), without the ~2.5 us argument handling of a scalar
     ``Generator.uniform`` call (a sample makes about a hundred). Also ``synth.seeding.uniform``."""
     return lo + (hi - lo) * rng.random()
+
+
+def pick(rng: np.random.Generator, seq):
+    """One uniformly drawn element of ``seq``: the same draw and rng stream as ``rng.choice(seq)``
+    (which is ``rng.integers(len(seq))`` indexing) without its ~20 us array conversion. Also
+    ``synth.seeding.pick``."""
+    return seq[int(rng.integers(len(seq)))]
 
 
 def channel_gains(img: np.ndarray, gains) -> np.ndarray:

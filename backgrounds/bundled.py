@@ -7,7 +7,7 @@ import os
 import cv2
 import numpy as np
 
-from .base import BackgroundError, channel_gains, check_size, crop_resize
+from .base import BackgroundError, channel_gains, check_size, crop_resize, pick
 
 __all__ = ["BundledBackgrounds", "BUNDLED_FILES"]
 
@@ -73,7 +73,7 @@ class BundledBackgrounds:
         """uint8 (H, W, 3) RGB crop; meta = {source, file, crop, flip, tint}."""
         H, W = check_size(size)
         files = self.files
-        name = files[int(rng.integers(len(files)))]
+        name = pick(rng, files)
         img, gray = self._load(name)
         out, meta = crop_resize(img, rng, (H, W), self.scale_range)
         tint = None

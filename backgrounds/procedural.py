@@ -13,7 +13,7 @@ import math
 import cv2
 import numpy as np
 
-from .base import channel_gains, check_size, uniform
+from .base import channel_gains, check_size, pick, uniform
 from .cache import LRUCache
 
 __all__ = ["ProceduralBackgrounds", "PROCEDURAL_KINDS", "fractal_noise", "TEXTURE_CACHE"]
@@ -245,7 +245,7 @@ class ProceduralBackgrounds:
     def sample(self, rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, dict]:
         """uint8 (H, W, 3) RGB texture; meta = {source, kind, **kind params}."""
         H, W = check_size(size)
-        kind = self.kinds[int(rng.integers(len(self.kinds)))]
+        kind = pick(rng, self.kinds)
         f = min(1.0, self.max_work_px / max(H, W))
         wh, ww = max(8, int(round(H * f))), max(8, int(round(W * f)))
         img, meta = PROCEDURAL_KINDS[kind](rng, (wh, ww))

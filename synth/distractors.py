@@ -17,8 +17,7 @@ import math
 import numpy as np
 
 from .meta import CleanDict, fresh_copy, jsonable
-from .seeding import pick as _pick
-from .seeding import uniform as _u
+from .seeding import pick, uniform as _u
 from .keys.geometry import Shape, ellipse_pts, rect_pts, rounded_rect_pts
 from .keys.bank import ASSET_CACHE, asset_rng, canonical_affine, draw_asset
 from .keys.materials import sample_material, sample_plastic
@@ -39,7 +38,7 @@ def _coin(rng, S):
     for _ in range(int(rng.integers(4, 12))):  # relief: a few strokes/blobs inside
         c = rng.uniform(-0.5, 0.5, 2) * r + [r, 0]
         pts = c + rng.uniform(-0.25, 0.25, (3, 2)) * r
-        s.line(str(_pick(rng, ["raise", "groove"])), pts, max(1.0, S * _u(rng, 0.015, 0.04)), 0.6)
+        s.line(str(pick(rng, ["raise", "groove"])), pts, max(1.0, S * _u(rng, 0.015, 0.04)), 0.6)
     return s, {"diameter": S}, "metal", ("brass", "nickel", "steel")
 
 
@@ -98,7 +97,7 @@ def _zipper(rng, S):
 
 def _cutlery(rng, S):
     s = Shape()
-    kind = str(_pick(rng, ["spoon", "fork", "knife"]))
+    kind = str(pick(rng, ["spoon", "fork", "knife"]))
     hw = S * _u(rng, 0.05, 0.08)
     hl = S * _u(rng, 0.55, 0.65)
     s.poly("metal", np.array([[0, -hw * 0.6], [hl, -hw * 0.35], [hl, hw * 0.35], [0, hw * 0.6]]) +
@@ -142,7 +141,7 @@ def _key_ring(rng, S):
 def _fob(rng, S):
     s = Shape()
     h = S * _u(rng, 0.3, 0.6)
-    shape = str(_pick(rng, ["rect", "tear", "oval"]))
+    shape = str(pick(rng, ["rect", "tear", "oval"]))
     if shape == "rect":
         s.poly("plastic", rounded_rect_pts(S / 2, 0, S / 2, h / 2, h * _u(rng, 0.1, 0.45)))
     elif shape == "oval":
@@ -226,7 +225,7 @@ def render_distractor(rng: np.random.Generator, kind: str, *, size_px: float, an
     if not math.isfinite(S) or S < 8 or S > 4096:
         raise ValueError(f"size_px must be in [8, 4096] px, got {size_px!r}")
     shape, params, mats, families = DISTRACTOR_KINDS[kind](rng, S)
-    metal = sample_material(rng, str(families[int(rng.integers(len(families)))])) if "metal" in mats else None
+    metal = sample_material(rng, str(pick(rng, families))) if "metal" in mats else None
     plastic = sample_plastic(rng, dark_p=0.35) if "plastic" in mats else None
     rgba, _, info = render_shape(rng, shape, length_px=S, angle_deg=float(angle_deg), light_dir=light_dir, env=env,
                                  shading=bool(shading), metal=metal, plastic=plastic, side_p=0.5,
@@ -269,7 +268,7 @@ def render_distractor_asset(rng: np.random.Generator, kind: str, *, size_px: flo
         return relief.compact(), surface_detail(g, relief, length_px=Sb), jsonable(params), families
 
     relief, detail, params, families = ASSET_CACHE.get((int(bank_seed), "distractor", kind, shading, aid, k), build)
-    metal = sample_material(rng, str(families[int(rng.integers(len(families)))])) if relief.has_metal else None
+    metal = sample_material(rng, str(pick(rng, families))) if relief.has_metal else None
     plastic = sample_plastic(rng, dark_p=0.35) if relief.has_plastic else None
     rgba, _, info = shade_relief(rng, relief, length_px=Sb, light_dir=light_dir, env=env, shading=shading,
                                  metal=metal, plastic=plastic, normal_rotation_deg=float(angle_deg), detail=detail)

@@ -14,8 +14,7 @@ import numpy as np
 
 from .compiled import kernel
 from .compose import Layer
-from .seeding import pick as _pick
-from .seeding import uniform
+from .seeding import pick, uniform
 
 _NAIL = np.array([235.0, 205.0, 200.0])
 
@@ -79,7 +78,7 @@ class FallbackKeys:
         hole = (bx - bow_r * 0.45, cy)
         hr = max(1.0, bow_r * 0.28)
         cv2.circle(a, tuple(int(v) for v in _pts(hole)), int(hr * _S), 0, -1, cv2.LINE_AA, _SH)
-        material = str(_pick(rng, list(METALS)))
+        material = str(pick(rng, list(METALS)))
         col = np.asarray(METALS[material], np.float32) * np.float32(uniform(rng, 0.85, 1.1))
         rgb = np.empty((h, w, 3), np.float32)
         rgb[:] = col
@@ -139,7 +138,7 @@ def key_ring_layers(rng, hole_xy, blade_dir, key_len: float, light_dir, shading=
     t = max(1.2, key_len * uniform(rng, 0.018, 0.035))
     bx, by = blade_dir
     cx, cy = hole_xy[0] - bx * r, hole_xy[1] - by * r
-    colour = np.asarray(METALS[str(_pick(rng, ["nickel", "steel", "brass"]))], np.float32) * np.float32(uniform(rng, 0.8, 1.05))
+    colour = np.asarray(METALS[str(pick(rng, ["nickel", "steel", "brass"]))], np.float32) * np.float32(uniform(rng, 0.8, 1.05))
     n = int(np.ceil(2 * (r + t / 2 + 2)))
     x0, y0 = int(round(cx - n / 2)), int(round(cy - n / 2))
     under, over = (Layer(np.zeros((n, n, 3), np.float32), np.zeros((n, n), np.float32), x0, y0) for _ in range(2))
@@ -205,7 +204,7 @@ def finger_layer(rng, tip_xy, direction, width: float, length: float, light_dir,
     cv2.fillConvexPoly(fp, np.round((rect - (x0, y0)) * 16).astype(np.int32), 1, cv2.LINE_8, 4)
     fp = cv2.dilate(fp, np.ones((5, 5), np.uint8))
     idx = np.flatnonzero(fp).astype(np.int32)
-    skin = SKIN_TONES[int(rng.integers(len(SKIN_TONES)))] * np.float32(uniform(rng, 0.85, 1.1))
+    skin = pick(rng, SKIN_TONES) * np.float32(uniform(rng, 0.85, 1.1))
     nail_on = bool(rng.random() < 0.6)
     rgb = np.zeros((h, w, 3), np.float32)
     a = np.zeros((h, w), np.float32)

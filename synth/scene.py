@@ -19,7 +19,7 @@ from .compose import Canvas, rgba_to_layer, shadow_alpha, warp_layer
 from .config import SynthConfig
 from .meta import jsonable
 from .keys.bank import ASSET_CACHE, note_bank_generation
-from .seeding import asset_bank_seed, child_rng, normal, sample_seed, uniform
+from .seeding import asset_bank_seed, child_rng, normal, pick, sample_seed, uniform
 from . import functional as F
 from .occluders import FallbackKeys, blob_layer, fallback_distractor, finger_layer, key_ring_layers
 
@@ -337,7 +337,7 @@ class SampleRenderer:
             fn, kinds, asset_fn = self._distract
             nd = int(r_neg.integers(c.n_distractors_range[0], c.n_distractors_range[1] + 1))
             for _ in range(nd):
-                kind = str(kinds[int(r_neg.integers(len(kinds)))])
+                kind = str(pick(r_neg, kinds))
                 size_px = max(8.0, _loguniform(r_neg, *c.distractor_size_range) * S)
                 ang_d = uniform(r_neg, 0, 360)
                 # the scene's env (like keys): consistent reflections, and no per-object synthetic room
@@ -379,7 +379,7 @@ class SampleRenderer:
                         occ_meta.append({"type": "ring", **rm})
             r_occ = child_rng(seed, "occluders")
             if placed and r_occ.random() < c.hand_prob:
-                lay, _, bd, L, _ = placed[int(r_occ.integers(len(placed)))]
+                lay, _, bd, L, _ = pick(r_occ, placed)
                 ys, xs = np.nonzero(lay.alpha > 0.5)
                 if len(xs):
                     nf = 1 + int(r_occ.random() < 0.4)
@@ -392,7 +392,7 @@ class SampleRenderer:
                         tops.append(fl)
                         occ_meta.append({"type": "finger", "tip": [float(tip[0]), float(tip[1])], "dir_rad": t, **fm})
             if placed and r_occ.random() < c.blob_occluder_prob:
-                lay, _, _, L, _ = placed[int(r_occ.integers(len(placed)))]
+                lay, _, _, L, _ = pick(r_occ, placed)
                 hh, ww = lay.alpha.shape
                 ctr = (lay.x0 + ww * uniform(r_occ, 0, 1), lay.y0 + hh * uniform(r_occ, 0, 1))
                 rad = L * uniform(r_occ, 0.2, 0.6)

@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 from numpy.random.bit_generator import ISeedSequence
 
-from backgrounds.base import uniform  # one definition; backgrounds may not import synth
+from backgrounds.base import pick, uniform  # one definition each; backgrounds may not import synth
 
 __all__ = ["sample_seed", "sample_rng", "child_rng", "StreamSeed", "asset_bank_seed", "uniform", "normal", "pick"]
 
@@ -123,8 +123,3 @@ def normal(rng: np.random.Generator, mu: float, sigma: float) -> float:
     (``mu + sigma * standard_normal``), without the scalar-call overhead."""
     return mu + sigma * rng.standard_normal()
 
-
-def pick(rng: np.random.Generator, seq):
-    """One uniformly drawn element of ``seq``: the same draw and rng stream as ``rng.choice(seq)``
-    (which is ``rng.integers(len(seq))`` indexing) without its ~20 us array conversion."""
-    return seq[int(rng.integers(len(seq)))]

@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from ..meta import CleanDict, fresh_copy, jsonable
+from ..seeding import pick
 from .bank import ASSET_CACHE, asset_rng, canonical_affine, draw_asset
 from .kinds import KEY_BUILDERS
 from .materials import MATERIALS, check_names, sample_material, sample_plastic
@@ -105,7 +106,7 @@ class ProceduralKeys:
         L, a = _check_sample_args(length_px, angle_deg)
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        kind = str(self.kinds[int(rng.integers(len(self.kinds)))])
+        kind = str(pick(rng, self.kinds))
         shape, params, points, has_plastic = KEY_KINDS[kind](rng, L)
         mat_name = self._material_name(rng, kind)
         metal = sample_material(rng, mat_name)
@@ -153,7 +154,7 @@ class ProceduralKeys:
 
         def build():
             g = asset_rng(bank_seed, "key", aid, k)
-            kind = str(self.kinds[int(g.integers(len(self.kinds)))])
+            kind = str(pick(g, self.kinds))
             shape, params, points, has_plastic = KEY_KINDS[kind](g, Lb)
             relief = build_relief(g, shape, length_px=Lb, angle_deg=0.0, has_metal=True, has_plastic=has_plastic,
                                   normals=shading, points=points, side_max=0.5 * params.get("hole_r", 1e9))

@@ -13,8 +13,7 @@ import math
 
 import numpy as np
 
-from ..seeding import pick as _pick
-from ..seeding import uniform as _u
+from ..seeding import pick, uniform as _u
 
 from .geometry import Shape, ellipse_pts, flower_pts, rect_pts, regular_polygon_pts, rounded_rect_pts
 
@@ -32,10 +31,10 @@ def _bow_pts(name: str, cx: float, cy: float, a: float, b: float, rng) -> tuple[
         r = _u(rng, 0.15, 0.6) * min(a, b)
         return rounded_rect_pts(cx, cy, a, b, r), {"corner": r}
     if name == "hexagon":
-        rot = float(_pick(rng, [0.0, math.pi / 6]))
+        rot = float(pick(rng, [0.0, math.pi / 6]))
         return regular_polygon_pts(cx, cy, a, b, 6, rot), {"rot": rot}
     if name == "clover":
-        lobes, depth = int(_pick(rng, [3, 4, 5])), _u(rng, 0.08, 0.2)
+        lobes, depth = int(pick(rng, [3, 4, 5])), _u(rng, 0.08, 0.2)
         return flower_pts(cx, cy, a, b, lobes, depth), {"lobes": lobes, "depth": depth}
     # pear: wide at the far end, narrowing toward the blade
     t = np.linspace(0, 2 * math.pi, 64, endpoint=False)
@@ -84,7 +83,7 @@ def _house(rng, L: float, *, padlock: bool = False):
     s, p = Shape(), {}
     bow_len = L * (_u(rng, 0.38, 0.48) if padlock else _u(rng, 0.28, 0.4))
     bw = L * (_u(rng, 0.17, 0.23) if padlock else _u(rng, 0.12, 0.17))
-    bow = str(_pick(rng, BOW_SHAPES))
+    bow = str(pick(rng, BOW_SHAPES))
     a = bow_len / 2
     b = a * (1.0 if bow == "round" else _u(rng, 0.8, 1.25))
     b = max(b, bw * 1.1)
@@ -117,7 +116,7 @@ def _house(rng, L: float, *, padlock: bool = False):
         p["emboss_strokes"] = _emboss(rng, s, a * 1.3, 0.0, a * 0.6, b * 0.35)
     head = rng.random() < (0.12 if padlock else 0.28)
     if head:
-        hpts, _ = _bow_pts(str(_pick(rng, ["oval", "rect", "pear"])), a * 0.98, 0.0, a * 1.1, b * 1.12, rng)
+        hpts, _ = _bow_pts(str(pick(rng, ["oval", "rect", "pear"])), a * 0.98, 0.0, a * 1.1, b * 1.12, rng)
         s.poly("plastic", hpts)
         s.poly("plastic", rect_pts(a, -bw / 2 - sh * 0.9, bow_len + (xs - bow_len) * 0.4, bw / 2 + sb * 0.9))
     s.circle("cut", hx, hy, hr)
@@ -136,7 +135,7 @@ def _dimple(rng, L):
     head_len = L * _u(rng, 0.3, 0.4)
     a, b = head_len / 2, head_len / 2 * _u(rng, 0.85, 1.15)
     bw = L * _u(rng, 0.17, 0.22)
-    bow = str(_pick(rng, ["rect", "oval", "round", "hexagon"]))
+    bow = str(pick(rng, ["rect", "oval", "round", "hexagon"]))
     pts, extra = _bow_pts(bow, a, 0.0, a, b, rng)
     s.poly("metal", pts)
     xs = head_len + L * _u(rng, 0.03, 0.07)
@@ -161,7 +160,7 @@ def _dimple(rng, L):
     hx, hy, hr = a * _u(rng, 0.4, 0.65), 0.0, min(a, b) * _u(rng, 0.18, 0.3)
     head = rng.random() < 0.35
     if head:
-        hp, _ = _bow_pts(str(_pick(rng, ["rect", "oval"])), a, 0.0, a * 1.08, b * 1.1, rng)
+        hp, _ = _bow_pts(str(pick(rng, ["rect", "oval"])), a, 0.0, a * 1.08, b * 1.1, rng)
         s.poly("plastic", hp)
     s.circle("cut", hx, hy, hr)
     p.update(bow_shape=bow, bow_extra=extra, head_len=head_len, blade_w=bw, shoulder_x=xs, tip_len=tip,
@@ -171,12 +170,12 @@ def _dimple(rng, L):
 
 def _car(rng, L):
     s, p = Shape(), {}
-    variant = str(_pick(rng, ["laser", "edge"]))
+    variant = str(pick(rng, ["laser", "edge"]))
     head = rng.random() < 0.8
     head_len = L * (_u(rng, 0.35, 0.5) if head else _u(rng, 0.28, 0.36))
     a, b = head_len / 2, head_len / 2 * _u(rng, 0.6, 0.95)
     bw = L * _u(rng, 0.12, 0.17)
-    bow = str(_pick(rng, ["rect", "oval", "pear"]))
+    bow = str(pick(rng, ["rect", "oval", "pear"]))
     pts, extra = _bow_pts(bow, a, 0.0, a, b, rng)
     s.poly("metal", pts if not head else rounded_rect_pts(a * 1.2, 0, a * 0.7, bw * 0.9, bw * 0.3))
     x0 = head_len * 0.85
@@ -201,7 +200,7 @@ def _car(rng, L):
         p["grooves"] = _grooves(rng, s, x0 + L * 0.05, L - tip, bw, 2)
     hx, hy, hr = a * _u(rng, 0.25, 0.45), 0.0, min(a, b) * _u(rng, 0.16, 0.26)
     if head:
-        hp, _ = _bow_pts(str(_pick(rng, ["rect", "oval", "pear"])), a, 0.0, a, b, rng)
+        hp, _ = _bow_pts(str(pick(rng, ["rect", "oval", "pear"])), a, 0.0, a, b, rng)
         s.poly("plastic", hp)
         if rng.random() < 0.5:  # buttons / logo inset
             s.poly("plastic", ellipse_pts(a * 1.1, 0, a * 0.3, b * 0.35, 32), 1.0)
@@ -244,7 +243,7 @@ def _tubular(rng, L):
 
 def _warded(rng, L):
     s, p = Shape(), {}
-    style = str(_pick(rng, ["ring", "oval_ring", "trefoil", "loop"]))
+    style = str(pick(rng, ["ring", "oval_ring", "trefoil", "loop"]))
     rb = L * _u(rng, 0.1, 0.16)
     wire = rb * _u(rng, 0.3, 0.5)
     sw = L * _u(rng, 0.045, 0.075)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..seeding import normal, uniform
+from ..seeding import normal, pick, uniform
 from .geometry import Raster, Shape, rasterize, rotation_matrix
 from .kernels import Q_CAVITY, Q_TEXTURE, Q_UNIT, dequantize, params_vector, quantize, shade_pixels
 from .shading import (blotch_bank, canonical_coords, check_env, check_light, default_env, lookup_texture,
@@ -259,8 +259,8 @@ def _metal_textures(rng: np.random.Generator, tex_xy: tuple[np.ndarray, np.ndarr
     (random bank texture, scale and offset of each), float32 (N,) each."""
     cx, cy = tex_xy
     sb, bb = streak_bank(), blotch_bank()
-    st = lookup_texture(sb[int(rng.integers(len(sb)))], cx, cy, uniform(rng, 0.7, 1.6), tuple(rng.uniform(0, 512, 2)))
-    bl = lookup_texture(bb[int(rng.integers(len(bb)))], cx, cy, uniform(rng, 0.8, 2.5), tuple(rng.uniform(0, 128, 2)))
+    st = lookup_texture(pick(rng, sb), cx, cy, uniform(rng, 0.7, 1.6), tuple(rng.uniform(0, 512, 2)))
+    bl = lookup_texture(pick(rng, bb), cx, cy, uniform(rng, 0.8, 2.5), tuple(rng.uniform(0, 128, 2)))
     return st, bl
 
 

@@ -20,7 +20,7 @@ import math
 import cv2
 import numpy as np
 
-from ..seeding import uniform
+from ..seeding import pick, uniform
 
 __all__ = [
     "streak_bank", "blotch_bank", "sample_texture", "relief_normals", "default_env", "check_env",
@@ -213,7 +213,7 @@ def default_env(rng: np.random.Generator, light: np.ndarray, size: int = 32) -> 
     d = light[:2] / (np.linalg.norm(light[:2]) + 1e-6)
     grad = d[0] * g[None, :] + d[1] * g[:, None]
     bank = blotch_bank()
-    tex = bank[int(rng.integers(len(bank)))]
+    tex = pick(rng, bank)
     o = rng.integers(0, tex.shape[0] - size, 2)
     blot = tex[o[0]:o[0] + size, o[1]:o[1] + size]
     base = uniform(rng, 0.3, 0.6)
