@@ -16,8 +16,6 @@ from .compiled import kernel
 from .compose import Layer
 from .seeding import pick, uniform
 
-_NAIL = np.array([235.0, 205.0, 200.0])
-
 __all__ = ["FallbackKeys", "key_ring_layers", "finger_layer", "blob_layer", "fallback_distractor", "SKIN_TONES"]
 
 _SH = 4  # sub-pixel bits for cv2 drawing
@@ -26,6 +24,7 @@ _S = float(1 << _SH)
 SKIN_TONES = np.array([[233, 196, 170], [222, 171, 137], [198, 140, 106], [160, 106, 76],
                        [120, 78, 56], [88, 58, 44], [240, 205, 185]], np.float32)
 METALS = {"brass": (196, 160, 82), "nickel": (190, 190, 186), "steel": (160, 163, 168), "copper": (184, 115, 80)}
+_NAIL = np.array([235.0, 205.0, 200.0])  # finger-nail colour (RGB)
 
 
 def _pts(p) -> np.ndarray:

@@ -21,7 +21,14 @@ import numpy as np
 
 from ..meta import CleanDict
 
-__all__ = ["MATERIALS", "sample_material", "sample_plastic", "check_names"]
+__all__ = ["MATERIALS", "FAMILIES", "sample_material", "sample_plastic", "check_names"]
+
+
+def _scaled(u: float, lo: float, hi: float) -> float:
+    """A unit draw ``u`` mapped to [lo, hi) as ``synth.seeding.uniform`` maps it (same double),
+    rounded to the 4 decimals meta keeps: materials are JSON-clean as sampled and the renderer
+    shades with exactly the values its meta records."""
+    return round(lo + (hi - lo) * u, 4)
 
 
 def _hsv(h: float, s: float, v: float) -> list[float]:
@@ -65,9 +72,7 @@ def _sample_family(rng: np.random.Generator, name: str) -> CleanDict:
     """Every range of family ``name`` drawn in ``_ORDER`` from ONE ``rng.random(n)`` call: the same
     values and stream position as one ``uniform`` call per range, rounded to 4 decimals."""
     draws = iter(rng.random(_N_DRAWS[name]).tolist())
-    v = {}
-    for k, x in FAMILIES[name].items():
-        v[k] = round(x[0] + (x[1] - x[0]) * next(draws), 4) if type(x) is tuple else x
+    v = {k: _scaled(next(draws), *x) if type(x) is tuple else x for k, x in FAMILIES[name].items()}
     return CleanDict(albedo=_hsv(v["hue"], v["sat"], v["val"]), diffuse=v["diffuse"], specular=v["specular"],
                      shininess=v["shininess"], env=v["env"], streak=v["streak"], wear=v["wear"],
                      rust=_hsv(v["rust_hue"], v["rust_sat"], v["rust_val"]), scratches=v["scratches"])
@@ -106,12 +111,9 @@ def sample_plastic(rng: np.random.Generator, dark_p: float = 0.5) -> dict:
     (a JSON-clean :class:`~synth.meta.CleanDict`, floats at 4 decimals)."""
     u = rng.random(8).tolist()  # == eight successive draws (branch, hue, sat, val, four ranges)
 
-    def r(i, lo, hi):
-        return round(lo + (hi - lo) * u[i], 4)
-
     if u[0] < dark_p:
-        col = _hsv(r(1, 0, 1), r(2, 0.0, 0.15), r(3, 0.06, 0.25))
+        col = _hsv(_scaled(u[1], 0, 1), _scaled(u[2], 0.0, 0.15), _scaled(u[3], 0.06, 0.25))
     else:
-        col = _hsv(r(1, 0, 1), r(2, 0.4, 0.9), r(3, 0.35, 0.9))
-    return CleanDict(albedo=col, diffuse=r(4, 0.6, 0.9), specular=r(5, 0.05, 0.35), shininess=r(6, 4, 20),
-                     env=r(7, 0.0, 0.08))
+        col = _hsv(_scaled(u[1], 0, 1), _scaled(u[2], 0.4, 0.9), _scaled(u[3], 0.35, 0.9))
+    return CleanDict(albedo=col, diffuse=_scaled(u[4], 0.6, 0.9), specular=_scaled(u[5], 0.05, 0.35),
+                     shininess=_scaled(u[6], 4, 20), env=_scaled(u[7], 0.0, 0.08))
