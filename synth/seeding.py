@@ -86,6 +86,9 @@ class StreamSeed(ISeedSequence):
         self.key = (int(seed) & (2**63 - 1)).to_bytes(8, "little") + stream.encode()
 
     def generate_state(self, n_words: int, dtype=np.uint32) -> np.ndarray:
+        """(n_words,) array of ``dtype`` (uint32 or uint64): the first ``n_words * itemsize`` bytes of
+        the key's BLAKE2b digest (SHAKE-256 beyond BLAKE2b's 64 bytes), little-endian. Raises
+        ValueError for any other dtype."""
         dt = np.dtype(dtype)
         if dt not in (np.dtype(np.uint32), np.dtype(np.uint64)):
             raise ValueError(f"StreamSeed.generate_state: dtype must be uint32 or uint64, got {dt}")
