@@ -98,7 +98,15 @@ def test_refresh_mode_replaces_a_fraction_every_k_batches():
         first = set()
         for i in range(5):
             first |= set(s.next_batch().index.tolist())
-        time.sleep(0.5)  # let the worker refill the 4 retired slots
+        # let the worker refill the 4 retired slots: poll (a loaded CI machine may take seconds),
+        # then give an over-eager worker time to write more than it should
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline:
+            st = s.stats()
+            if st["generated"] >= 12 and st["ready"] == 8:
+                break
+            time.sleep(0.02)
+        time.sleep(0.3)
         with s._lock:
             idx = set(s._arr["ctl"][s._arr["ctl"][:, 0] == 2, 1].tolist())
         gen = s.stats()["generated"]
