@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .base import BackgroundError, check_size, crop_resize
+from .base import BackgroundError, check_size, crop_resize, pick
 
 __all__ = ["FolderBackgrounds", "IMAGE_EXTENSIONS"]
 
@@ -135,8 +135,7 @@ class FolderBackgrounds:
         """Random photo, random crop (output aspect), rescale; meta names source/file/crop/reduce."""
         H, W = check_size(size)
         files = self.files
-        i = int(rng.integers(len(files)))
-        rel = files[i]
+        rel = pick(rng, files)
         # The decoded short side covers the output at the largest crop (smaller crops upsample a
         # little, which reads as a slightly defocused background).
         need = int(max(H, W))
