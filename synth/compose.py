@@ -21,7 +21,7 @@ import numpy as np
 
 from .compiled import kernel
 
-__all__ = ["Layer", "Canvas", "rgba_to_layer", "warp_layer", "shadow_alpha"]
+__all__ = ["Layer", "Canvas", "rgba_to_layer", "warp_layer", "shadow_alpha", "rect_to_quad", "matmul3"]
 
 
 @dataclass
@@ -167,6 +167,37 @@ def warp_layer(layer: Layer, M: np.ndarray, out_hw: tuple[int, int]) -> Layer:
         np.minimum(px[..., 3], np.float32(1.0), out=px[..., 3])
         return Layer.from_rgba(px, layer.x0, layer.y0, lab)
     return Layer(_w(layer.rgb), np.minimum(_w(layer.alpha), np.float32(1.0)), layer.x0, layer.y0, lab)
+
+
+def rect_to_quad(w: float, h: float, quad) -> list[list[float]]:
+    """3x3 homography (nested lists of floats) taking the rectangle corners (0, 0), (w, 0), (w, h),
+    (0, h) to the 4 points ``quad`` [[x, y], ...] in that order (what ``cv2.getPerspectiveTransform``
+    solves with an 8x8 system), in closed form: Heckbert's square-to-quad mapping (Fundamentals of
+    Texture Mapping, 1989, sec. 2.2.3) after scaling the rectangle to the unit square. Plain floats:
+    it runs once per object. Raises ValueError for a degenerate quad or rectangle."""
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = quad
+    sx, sy = x0 - x1 + x2 - x3, y0 - y1 + y2 - y3
+    if sx == 0.0 and sy == 0.0:  # parallelogram: affine
+        g = hh = 0.0
+    else:
+        dx1, dx2, dy1, dy2 = x1 - x2, x3 - x2, y1 - y2, y3 - y2
+        den = dx1 * dy2 - dx2 * dy1
+        if den == 0.0:
+            raise ValueError(f"rect_to_quad: degenerate quad {quad!r}")
+        g = (sx * dy2 - dx2 * sy) / den
+        hh = (dx1 * sy - sx * dy1) / den
+    if not (w > 0 and h > 0):
+        raise ValueError(f"rect_to_quad: the rectangle must have positive sides, got {w!r} x {h!r}")
+    return [[(x1 - x0 + g * x1) / w, (x3 - x0 + hh * x3) / h, x0],
+            [(y1 - y0 + g * y1) / w, (y3 - y0 + hh * y3) / h, y0],
+            [g / w, hh / h, 1.0]]
+
+
+def matmul3(a, b) -> list[list[float]]:
+    """Product of two 3x3 matrices given as nested lists (or a 2x3 affine ``b``, completed with
+    the row [0, 0, 1]); plain floats, for per-object transforms."""
+    b2 = b[2] if len(b) == 3 else (0.0, 0.0, 1.0)
+    return [[r[0] * b[0][k] + r[1] * b[1][k] + r[2] * b2[k] for k in range(3)] for r in a]
 
 
 def shadow_alpha(alpha: np.ndarray, sigma: float, pad: int) -> np.ndarray:

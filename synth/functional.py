@@ -12,6 +12,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .compiled import kernel
+
 __all__ = [
     "gaussian_blur", "motion_blur", "motion_kernel", "vignette", "lighting_gradient", "noise_bank",
     "vignette_gain", "gradient_gain", "apply_gain", "GAIN_GRID",
@@ -24,11 +26,28 @@ def to_float(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float32, copy=True)
 
 
+_RINT = np.float32(12582912.0)  # 1.5 * 2**23: (t + _RINT) - _RINT == rint(t) for float32 |t| < 2**22
+
+
+@kernel
+def _to_uint8_flat(src, out):
+    """out = uint8(rint(clip(src, 0, 255))) element-wise (flat float32 -> flat uint8, half to even).
+    ``(t + 1.5 * 2**23) - 1.5 * 2**23`` is IEEE round-to-nearest-even of a float32 in [0, 255]: the
+    loop vectorises, where a call to ``rint`` would not."""
+    lo, hi = np.float32(0.0), np.float32(255.0)
+    for i in range(src.size):
+        t = min(max(src[i], lo), hi)
+        out[i] = np.uint8((t + _RINT) - _RINT)
+
+
 def to_uint8(img: np.ndarray) -> np.ndarray:
-    """float32 [0, 255] -> uint8 (rounded, clipped)."""
+    """float32 [0, 255] -> uint8 (clipped to [0, 255], rounded half to even)."""
     if img.dtype == np.uint8:
         return img.copy()
-    return cv2.convertScaleAbs(np.maximum(img, np.float32(0.0)))  # rounds half away, saturates at 255
+    src = np.ascontiguousarray(img, dtype=np.float32)
+    out = np.empty(src.shape, np.uint8)
+    _to_uint8_flat(src.reshape(-1), out.reshape(-1))
+    return out
 
 
 def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -128,25 +147,78 @@ def gradient_gain(shape: tuple, amplitude: float, dx: float, dy: float, g: int =
     return np.maximum(gain, 0.0).astype(np.float32)
 
 
+@kernel
+def _gain_columns(gain, W, C):
+    """The (g, g) gain grid interpolated along x to W frame columns, each repeated C times:
+    float32 (g, W * C). Column x samples the grid at x_src = (x + 0.5) * g / W - 0.5 clamped to
+    [0, g - 1] (``cv2.resize`` INTER_LINEAR's mapping)."""
+    gh, gw = gain.shape
+    T = np.empty((gh, W * C), np.float32)
+    one = np.float32(1.0)
+    for x in range(W):
+        fx = (x + 0.5) * (gw / W) - 0.5
+        if fx < 0.0:
+            fx = 0.0
+        x0 = min(int(fx), gw - 1)
+        x1 = min(x0 + 1, gw - 1)
+        wx = np.float32(fx - x0)
+        for r in range(gh):
+            v = gain[r, x0] * (one - wx) + gain[r, x1] * wx
+            for c in range(C):
+                T[r, x * C + c] = v
+    return T
+
+
+@kernel
+def _apply_gain_rows(img, gain, out, to8):
+    """out[y] = img[y] * bilinear(gain)[y] (rows of H x (W * C) values): float32 clipped to
+    [0, 255], or with ``to8`` rounded half to even into uint8. ``gain`` float32 (g, g)."""
+    H, WC = img.shape
+    C = WC // out.shape[1] if out.ndim == 3 else 1
+    gh = gain.shape[0]
+    T = _gain_columns(gain, WC // C, C)
+    lo, hi, one = np.float32(0.0), np.float32(255.0), np.float32(1.0)
+    o = out.reshape(H, WC)
+    for y in range(H):
+        fy = (y + 0.5) * (gh / H) - 0.5
+        if fy < 0.0:
+            fy = 0.0
+        y0 = min(int(fy), gh - 1)
+        y1 = min(y0 + 1, gh - 1)
+        wy = np.float32(fy - y0)
+        wy1 = one - wy
+        t0, t1, src, dst = T[y0], T[y1], img[y], o[y]
+        for j in range(WC):
+            t = min(max(src[j] * (t0[j] * wy1 + t1[j] * wy), lo), hi)
+            if to8:
+                t = (t + _RINT) - _RINT
+            dst[j] = t
+
+
 def apply_gain(img: np.ndarray, gain: np.ndarray | None, out_uint8: bool = False) -> np.ndarray:
     """``img`` x a smooth gain field in ONE pass: ``gain`` float32 (g, g) (any g, e.g. the product of
-    ``vignette_gain`` and ``gradient_gain``) or (g, g, 3) (per channel), upsampled to the frame with
-    INTER_LINEAR. Output: uint8 (rounded, saturated) when ``out_uint8`` or the input is uint8, else
-    float32 clipped to [0, 255]. ``gain=None`` only converts. The input is never mutated."""
+    ``vignette_gain`` and ``gradient_gain``) or (g, g, 3) (per channel), upsampled to the frame
+    bilinearly (``cv2.resize`` INTER_LINEAR's pixel-centre mapping, evaluated in the loop: no
+    full-size gain image). Output: uint8 (clipped, rounded half to even) when ``out_uint8`` or the
+    input is uint8, else float32 clipped to [0, 255]. ``gain=None`` only converts. The input is
+    never mutated."""
     H, W = img.shape[:2]
     to8 = out_uint8 or img.dtype == np.uint8
     if gain is None:
         if not to8:
             return np.clip(img, 0, 255).astype(np.float32)
         return img.copy() if img.dtype == np.uint8 else to_uint8(img)
-    gs = gain.astype(np.float32, copy=False)
-    if gs.ndim == 2:
-        gs = cv2.merge([gs, gs, gs])
-    g3 = cv2.resize(gs, (W, H), interpolation=cv2.INTER_LINEAR)
-    if to8:
-        return cv2.multiply(img, g3, dtype=cv2.CV_8U)
-    out = cv2.multiply(img, g3, dtype=cv2.CV_32F)
-    np.clip(out, 0.0, 255.0, out=out)
+    gs = np.ascontiguousarray(gain, dtype=np.float32)
+    if gs.ndim == 3:  # per-channel gain: the upsampled field, as before (rare path)
+        g3 = cv2.resize(gs, (W, H), interpolation=cv2.INTER_LINEAR)
+        if to8:
+            return cv2.multiply(img, g3, dtype=cv2.CV_8U)
+        out = cv2.multiply(img, g3, dtype=cv2.CV_32F)
+        np.clip(out, 0.0, 255.0, out=out)
+        return out
+    src = np.ascontiguousarray(img, dtype=np.float32)
+    out = np.empty(img.shape, np.uint8 if to8 else np.float32)
+    _apply_gain_rows(src.reshape(H, -1), gs, out, to8)
     return out
 
 
@@ -202,7 +274,17 @@ def _noise_field(h: int, w: int, oy: int, ox: int, flip: int, mix: np.ndarray) -
     return n
 
 
-_SIGMA_SCALE = 8  # per-pixel sigma LUT in 1/8 DN
+@kernel
+def _add_noise_flat(img, n, shot, read2, k, out):
+    """out = sat_uint8(img + rint(n * k * sqrt(max(shot * img + read2, 0)))), element-wise on flat
+    arrays (img uint8, n int16, float32 arithmetic; the rint as in ``_to_uint8_flat``, exact for
+    |t| < 2**22, and any larger |t| saturates the same way)."""
+    lo, hi, zero = np.float32(0.0), np.float32(255.0), np.float32(0.0)
+    for i in range(img.size):
+        v = np.float32(img[i])
+        t = np.float32(n[i]) * (np.sqrt(max(v * shot + read2, zero)) * k)
+        t = (t + _RINT) - _RINT
+        out[i] = np.uint8(min(max(t + v, lo), hi))
 
 
 def sensor_noise(img: np.ndarray, shot: float, read: float, grain: float = 1.0, chroma: float = 1.0,
@@ -217,11 +299,10 @@ def sensor_noise(img: np.ndarray, shot: float, read: float, grain: float = 1.0, 
             blotchy, spatially-correlated noise; x sqrt(grain) keeps the per-pixel sigma roughly
             equal after bilinear smoothing); chroma in [0, 1]: 0 = luminance-only noise.
 
-    Fixed point on uint8 input: the bank is int16 (n x 64), the per-pixel sigma comes from a
-    256-entry int16 table in 1/8 DN indexed by the 8-bit pixel value (``cv2.LUT``), their product is
-    scaled back to whole DN (rounded), added to the image in int16 and clipped to [0, 255] (an
-    int16 + int16 add and a clip are ~2x cheaper than OpenCV's mixed uint8 + int16 saturating add,
-    same values). float32 input takes the same noise in float.
+    uint8 input: one compiled pass, float32 arithmetic per value,
+    ``I' = clip(I + rint(n64 / 64 * sqrt(max(shot * I + read**2, 0))), 0, 255)`` with n64 the
+    int16 bank value (64 x N(0, 1), colour-mixed, upsampled); the noise term is rounded to whole
+    DN before the add. float32 input: the same sum in float32 (no rounding), clipped to [0, 255].
     """
     H, W = img.shape[:2]
     g = max(1.0, float(grain))
@@ -234,18 +315,14 @@ def sensor_noise(img: np.ndarray, shot: float, read: float, grain: float = 1.0, 
     n = _noise_field(h, w, int(oy), int(ox), int(flip), mix)
     if (h, w) != (H, W):
         n = cv2.resize(n, (W, H), interpolation=cv2.INTER_LINEAR)
-    sig = np.sqrt(np.maximum(np.arange(256, dtype=np.float64) * float(shot) + float(read) ** 2, 0.0))
-    lut = np.minimum(np.rint(sig * _SIGMA_SCALE), 32767).astype(np.int16).reshape(1, 256)
-    u8 = img if img.dtype == np.uint8 else to_uint8(img)
-    is_u8 = img.dtype == np.uint8
-    add = cv2.multiply(n, cv2.LUT(u8, lut), scale=1.0 / (NOISE_SCALE * _SIGMA_SCALE),
-                       dtype=cv2.CV_16S if is_u8 else cv2.CV_32F)
-    if is_u8:
-        acc = img.astype(np.int16)
-        cv2.add(acc, add, dst=acc)
-        np.clip(acc, 0, 255, out=acc)
-        return acc.astype(np.uint8)
-    out = cv2.add(img, add, dtype=cv2.CV_32F)
+    shot32, read2, k = np.float32(shot), np.float32(float(read) ** 2), np.float32(1.0 / NOISE_SCALE)
+    if img.dtype == np.uint8:
+        src = np.ascontiguousarray(img)
+        out = np.empty(img.shape, np.uint8)
+        _add_noise_flat(src.reshape(-1), n.reshape(-1), shot32, read2, k, out.reshape(-1))
+        return out
+    f = img.astype(np.float32)
+    out = f + n.astype(np.float32) * (np.sqrt(np.maximum(f * shot32 + read2, np.float32(0.0))) * k)
     np.clip(out, 0, 255, out=out)
     return out
 

@@ -15,7 +15,7 @@ import math
 import cv2
 import numpy as np
 
-from .compose import Canvas, rgba_to_layer, shadow_alpha, warp_layer
+from .compose import Canvas, matmul3, rect_to_quad, rgba_to_layer, shadow_alpha, warp_layer
 from .config import SynthConfig
 from .meta import jsonable
 from .keys.bank import ASSET_CACHE, note_bank_generation
@@ -26,7 +26,6 @@ from .occluders import FallbackKeys, blob_layer, fallback_distractor, finger_lay
 __all__ = ["SampleRenderer", "make_keys", "jsonable", "tune_allocator"]
 
 MIN_KEY_RENDER_PX = 24.0
-_AFFINE_LAST_ROW = np.array([[0.0, 0.0, 1.0]])
 
 
 def make_keys(spec: str, kinds=None, materials=None):
@@ -152,7 +151,6 @@ class SampleRenderer:
         s = L / Lr
         jit = uniform(rng, *c.perspective_range)
         asp = uniform(rng, *c.aspect_jitter_range)
-        src_pts = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
         d = (rng.uniform(-jit, jit, (4, 2)) * max(h, w)).tolist()
         ang = math.radians(uniform(rng, 0, 180))
         ux, uy = math.cos(ang), math.sin(ang)  # foreshortening axis
@@ -163,23 +161,23 @@ class SampleRenderer:
             dst.append([(rx + t * ux + ddx) * s, (ry + t * uy + ddy) * s])
         mx, my = min(p[0] for p in dst) - 1, min(p[1] for p in dst) - 1
         dst = [[x - mx, y - my] for x, y in dst]
-        M = cv2.getPerspectiveTransform(src_pts, np.float32(dst))
+        M = rect_to_quad(w, h, dst)
         ow, oh = math.ceil(max(p[0] for p in dst)) + 2, math.ceil(max(p[1] for p in dst)) + 2
         if A is not None:
-            M = M @ np.concatenate((A, _AFFINE_LAST_ROW))  # the 2x3 affine as a 3x3 projective
+            M = matmul3(M, A.tolist())  # the 2x3 affine as a 3x3 projective
             s = s * math.hypot(A[0, 0], A[0, 1])
-        M0 = M
+        if hole is not None:
+            hx, hy = hole[0], hole[1]
+            q = [r[0] * hx + r[1] * hy + r[2] for r in M]
+            hole = [float(q[0] / q[2]), float(q[1] / q[2])]
         hc, wc = rgba.shape[:2]
         if s < 0.8:  # strong shrink: pre-area-resize so the bilinear warp does not alias
             small = cv2.resize(rgba, (max(2, int(round(wc * s))), max(2, int(round(hc * s)))), interpolation=cv2.INTER_AREA)
             lab_s = None if lab is None else cv2.resize(lab, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
             sx, sy = small.shape[1] / wc, small.shape[0] / hc
             rgba, lab = small, lab_s
-            M = M @ np.diag([1 / sx, 1 / sy, 1.0])
-        layer = warp_layer(rgba_to_layer(rgba, lab), M, (oh, ow))
-        if hole is not None:
-            p = M0 @ np.array([hole[0], hole[1], 1.0])
-            hole = [float(p[0] / p[2]), float(p[1] / p[2])]
+            M = [[r[0] / sx, r[1] / sy, r[2]] for r in M]  # == M @ diag(1 / sx, 1 / sy, 1)
+        layer = warp_layer(rgba_to_layer(rgba, lab), np.array(M, np.float64), (oh, ow))
         km = {k: v for k, v in km.items() if k not in ("render",)}
         km.update({"length_px": L, "render_length_px": Lr, "angle_deg": angle, "perspective": jit, "aspect": asp})
         return layer, hole, km
@@ -250,6 +248,7 @@ class SampleRenderer:
         # reflection environment: the background point-sampled at 64 x 64, box-blurred (81 samples
         # averaged, so an area resize, 0.1-0.35 ms, would change nothing visible)
         env = cv2.blur(cv2.resize(bg, (64, 64), interpolation=cv2.INTER_NEAREST), (9, 9))
+        env.flags.writeable = False  # read-only: the keys' shading memoises its planar version by identity
         canvas = Canvas(bg)
         meta: dict = {"seed": seed, "index": int(index), "run_seed": int(run_seed), "size": S,
                       "background": bg_meta, "light": {"azimuth_deg": az, "elevation_deg": el, "dir": list(light)}}

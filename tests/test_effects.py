@@ -157,8 +157,9 @@ def test_scalar_draw_is_rng_uniform():
         assert a.random() == b.random()
 
 
-def test_sensor_noise_uint8_is_saturated_fixed_point_sum():
-    """uint8 path == image + rounded (noise x sigma LUT) product, saturated to [0, 255]."""
+def test_sensor_noise_uint8_is_saturated_rounded_sum():
+    """uint8 path == image + the noise term rounded to whole DN (float32 model, half to even),
+    saturated to [0, 255]."""
     img = _image(5, 72)
     img[:8] = 0
     img[8:16] = 255
@@ -169,11 +170,27 @@ def test_sensor_noise_uint8_is_saturated_fixed_point_sum():
         mix[:, 0] += np.float32(0.3)
         mix *= np.float32(np.sqrt(1.6))
         n = cv2.resize(F._noise_field(h, w, 40, 700, flip, mix), (72, 72), interpolation=cv2.INTER_LINEAR)
-        sig = np.sqrt(np.arange(256) * 1.1 + 25.0)
-        lut = np.rint(sig * 8).astype(np.int16).reshape(1, 256)
-        add = cv2.multiply(n, cv2.LUT(img, lut), scale=1.0 / (F.NOISE_SCALE * 8), dtype=cv2.CV_16S)
-        ref = np.clip(img.astype(np.int32) + add, 0, 255).astype(np.uint8)
+        f = img.astype(np.float32)
+        term = n.astype(np.float32) * (np.sqrt(f * np.float32(1.1) + np.float32(25.0)) * np.float32(1 / 64))
+        ref = np.clip(np.rint(term) + f, 0, 255).astype(np.uint8)
         assert np.array_equal(out, ref)
+        assert 0 < np.count_nonzero(out != img)
+
+
+def test_apply_gain_matches_opencv_upsampling():
+    """The in-loop bilinear gain equals cv2.resize (INTER_LINEAR) of the grid times the image,
+    rounded: within 1 DN (float rounding of the weights), and exact on a constant gain."""
+    img = _image(9, 100).astype(np.float32) * np.float32(1.2)
+    gain = F.vignette_gain(img.shape, 0.4, 0.4, 0.6, 2.0) * F.gradient_gain(img.shape, 0.3, 0.6, -0.8)
+    ref = cv2.resize(gain, (100, 100), interpolation=cv2.INTER_LINEAR)[..., None] * img
+    out = F.apply_gain(img, gain, out_uint8=True)
+    assert out.dtype == np.uint8 and np.abs(out.astype(np.float32) - np.clip(ref, 0, 255)).max() <= 0.5 + 1e-3
+    outf = F.apply_gain(img, gain)
+    assert outf.dtype == np.float32 and np.abs(outf - np.clip(ref, 0, 255)).max() < 1e-3
+    flat = F.apply_gain(img, np.full((32, 32), 0.5, np.float32), out_uint8=True)
+    assert np.array_equal(flat, np.rint(np.clip(img * np.float32(0.5), 0, 255)).astype(np.uint8))
+    u8 = F.to_uint8(np.array([[[-3.0, 0.5, 1.5], [254.5, 255.4, 900.0]]], np.float32))
+    assert u8.tolist() == [[[0, 0, 2], [254, 255, 255]]]
 
 
 def test_jpeg_round_trip_is_rgb():

@@ -188,3 +188,40 @@ def test_child_stream_seed_is_the_blake2b_of_seed_and_name():
     assert len({tuple(v) for v in draws.values()}) == 4  # distinct streams
     with pytest.raises(ValueError, match="uint32 or uint64"):
         StreamSeed(seed, "camera").generate_state(2, np.int64)
+
+
+def test_rect_to_quad_matches_opencv_and_matmul3():
+    import cv2
+
+    from synth.compose import matmul3, rect_to_quad
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        w, h = rng.uniform(5, 300, 2)
+        rect = [[0, 0], [w, 0], [w, h], [0, h]]
+        quad = (np.array(rect) + rng.uniform(-0.2, 0.2, (4, 2)) * max(w, h)).tolist()
+        M = np.array(rect_to_quad(w, h, quad))
+        for (x, y), q in zip(rect, quad):
+            p = M @ [x, y, 1.0]
+            assert abs(p[0] / p[2] - q[0]) < 1e-8 and abs(p[1] / p[2] - q[1]) < 1e-8
+        R = cv2.getPerspectiveTransform(np.float32(rect), np.float32(quad))  # float32 corners: a looser match
+        np.testing.assert_allclose(M / M[2, 2], R / R[2, 2], rtol=1e-4, atol=1e-6)
+    para = rect_to_quad(4.0, 2.0, [[1, 1], [5, 1], [5, 3], [1, 3]])  # a pure shift: affine branch
+    assert para == [[1.0, 0.0, 1], [0.0, 1.0, 1], [0.0, 0.0, 1.0]]
+    with pytest.raises(ValueError, match="degenerate"):
+        rect_to_quad(4.0, 2.0, [[0, 0], [1, 1], [2, 2], [3, 3]])
+    a, b = rng.random((3, 3)).tolist(), rng.random((2, 3)).tolist()
+    assert np.allclose(matmul3(a, b), np.array(a) @ np.vstack([b, [0, 0, 1]]))
+    assert np.allclose(matmul3(a, a), np.array(a) @ np.array(a))
+
+
+def test_round4_rounds_to_four_decimals_and_is_stable():
+    from synth.meta import jsonable, round4
+
+    rng = np.random.default_rng(1)
+    xs = (rng.random(20000) * 20 - 10).tolist() + [0.0, 1e12, -3.5e-5, 0.12345, 2.00005]
+    for x in xs:
+        r = round4(x)
+        assert abs(r - x) <= 0.5e-4 + 1e-12 and round4(r) == r and float(f"{r:.4f}") == r
+    assert round4(float("inf")) == float("inf")
+    assert jsonable({"a": [np.float32(0.123456), 1.98765432]}) == {"a": [0.1235, 1.9877]}

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from synth.keys.geometry import Shape, rounded_rect_pts
-from synth.keys.kernels import PARAMS, Q_CAVITY, Q_TEXTURE, Q_UNIT, dequantize, params_vector, quantize
+from synth.keys.kernels import PARAMS, Q_CAVITY, Q_TEXTURE, Q_UNIT, dequantize, pack_params, params_vector, quantize
 from synth.keys.materials import sample_material, sample_plastic
 from synth.keys.render import SurfaceDetail, build_relief, shade_relief
-from synth.keys.shading import check_light, default_env, shade_surface
+from synth.keys.shading import check_light, default_env, light_xyz, shade_surface
 from synth.keys.render import _planar96
 
 LIGHT = (0.5, -0.4, 0.77)
@@ -78,6 +78,40 @@ def _max_err(rgba, relief, col):
     ref = np.clip(col * 255.0 + 0.5, 0, 255).astype(np.uint8)  # (3, N)
     got = rgba[..., :3].reshape(-1, 3)[relief.out_idx].T
     return int(np.abs(got.astype(int) - ref.astype(int)).max())
+
+
+def test_pack_params_is_params_vector_by_position():
+    """The renderer's positional packing equals the named one, metal / plastic / both / neither."""
+    metal = tuple(0.01 * (i + 1) for i in range(14))
+    plastic = tuple(0.1 * (i + 1) for i in range(7))
+    lx, ly, lz = light_xyz(LIGHT)
+    hn = (lx * lx + ly * ly + (lz + 1.0) ** 2) ** 0.5
+    common = dict(r00=0.6, r01=0.8, r10=-0.8, r11=0.6, lx=lx, ly=ly, lz=lz, hx=lx / hn, hy=ly / hn, hz=(lz + 1.0) / hn,
+                  env_cx=0.4, env_cy=0.6, env_gain=0.8, ambient=0.25, brightness=1.1)
+    m_names = ("m_r", "m_g", "m_b", "m_streak", "m_wear", "rust_r", "rust_g", "rust_b", "m_diffuse", "m_specular",
+               "m_shininess", "m_env", "scratch_amount", "cavity_coef")
+    p_names = ("p_r", "p_g", "p_b", "p_diffuse", "p_specular", "p_shininess", "p_env")
+    for m in (None, metal):
+        for p in (None, plastic):
+            named = dict(common)
+            if m is not None:
+                named.update(metal=1.0, **dict(zip(m_names, m)))
+            if p is not None:
+                named.update(plastic=1.0, **dict(zip(p_names, p)))
+            got = pack_params((0.6, 0.8, -0.8, 0.6), (lx, ly, lz), (0.4, 0.6), 1.1, m, p)
+            assert np.array_equal(got, params_vector(named))
+    with pytest.raises(ValueError, match="14"):
+        pack_params((1.0, 0.0, 0.0, 1.0), (0.0, 0.0, 1.0), (0.5, 0.5), 1.0, metal[:3])
+
+
+def test_light_xyz_fast_path_equals_checked_array():
+    for light in [LIGHT, (0.0, 0.0, 1.0), (1.0, 0.0, 0.0), (0.3, 0.4, -0.2)]:
+        fast = light_xyz(light)
+        slow = light_xyz(np.array(light))  # the generic (array) path
+        assert all(type(v) is float for v in fast) and np.allclose(fast, slow, rtol=0, atol=1e-15)
+        assert np.array_equal(check_light(light), np.array(fast)) and fast[2] > 0.049  # z raised to 0.05, then renormalised
+    with pytest.raises(ValueError, match="light_dir"):
+        light_xyz((0.0, 0.0, 0.0))
 
 
 @pytest.mark.parametrize("plastic", [False, True])

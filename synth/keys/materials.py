@@ -19,7 +19,7 @@ import functools
 
 import numpy as np
 
-from ..meta import CleanDict
+from ..meta import CleanDict, round4
 
 __all__ = ["MATERIALS", "FAMILIES", "sample_material", "sample_plastic", "check_names"]
 
@@ -28,11 +28,11 @@ def _scaled(u: float, lo: float, hi: float) -> float:
     """A unit draw ``u`` mapped to [lo, hi) as ``synth.seeding.uniform`` maps it (same double),
     rounded to the 4 decimals meta keeps: materials are JSON-clean as sampled and the renderer
     shades with exactly the values its meta records."""
-    return round(lo + (hi - lo) * u, 4)
+    return round4(lo + (hi - lo) * u)
 
 
 def _hsv(h: float, s: float, v: float) -> list[float]:
-    return [round(c, 4) for c in colorsys.hsv_to_rgb(h % 1.0, min(max(s, 0.0), 1.0), min(max(v, 0.0), 1.0))]
+    return [round4(c) for c in colorsys.hsv_to_rgb(h % 1.0, min(max(s, 0.0), 1.0), min(max(v, 0.0), 1.0))]
 
 
 #: the order in which a family's parameters are drawn (a ``(lo, hi)`` range is drawn uniformly, a
@@ -66,13 +66,22 @@ FAMILIES = {
                     rust_hue=(0.04, 0.08), rust_sat=(0.5, 0.8), rust_val=(0.25, 0.45), scratches=(0.0, 2.0)),
 }
 _N_DRAWS = {name: sum(type(v) is tuple for v in spec.values()) for name, spec in FAMILIES.items()}
+#: per family, (name, lo, hi - lo) per drawn range or (name, constant, None), in ``_ORDER``
+_DRAW_PLAN = {name: tuple((k, float(v[0]), float(v[1]) - float(v[0])) if type(v) is tuple else (k, v, None)
+                          for k, v in spec.items()) for name, spec in FAMILIES.items()}
 
 
 def _sample_family(rng: np.random.Generator, name: str) -> CleanDict:
     """Every range of family ``name`` drawn in ``_ORDER`` from ONE ``rng.random(n)`` call: the same
     values and stream position as one ``uniform`` call per range, rounded to 4 decimals."""
-    draws = iter(rng.random(_N_DRAWS[name]).tolist())
-    v = {k: _scaled(next(draws), *x) if type(x) is tuple else x for k, x in FAMILIES[name].items()}
+    draws = rng.random(_N_DRAWS[name]).tolist()
+    v, j = {}, 0
+    for k, lo, span in _DRAW_PLAN[name]:
+        if span is None:
+            v[k] = lo
+        else:  # == _scaled(draws[j], lo, hi): lo + (hi - lo) * u, rounded
+            v[k] = round4(lo + span * draws[j])
+            j += 1
     return CleanDict(albedo=_hsv(v["hue"], v["sat"], v["val"]), diffuse=v["diffuse"], specular=v["specular"],
                      shininess=v["shininess"], env=v["env"], streak=v["streak"], wear=v["wear"],
                      rust=_hsv(v["rust_hue"], v["rust_sat"], v["rust_val"]), scratches=v["scratches"])

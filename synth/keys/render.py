@@ -27,9 +27,9 @@ import cv2
 import numpy as np
 
 from ..seeding import normal, pick, uniform
-from .geometry import Raster, Shape, rasterize, rotation_matrix
-from .kernels import Q_CAVITY, Q_TEXTURE, Q_UNIT, dequantize, params_vector, quantize, shade_pixels
-from .shading import (blotch_bank, canonical_coords, check_env, check_light, default_env, lookup_texture,
+from .geometry import Raster, Shape, rasterize
+from .kernels import Q_CAVITY, Q_TEXTURE, Q_UNIT, dequantize, pack_params, quantize, shade_pixels
+from .shading import (blotch_bank, canonical_coords, check_env, default_env, light_xyz, lookup_texture,
                       relief_normals, streak_bank)
 
 __all__ = ["Relief", "SurfaceDetail", "build_relief", "surface_detail", "shade_relief", "render_shape"]
@@ -53,23 +53,30 @@ def _planar96(e: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(e, (96, 96), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1))
 
 
-_ENV_MEMO: list = [None]  # [((shape, bytes) of the last uint8 env, its planar 96 px float32 version)]
+_ENV_MEMO: list = [None]  # [(the last env array, its bytes key or None, its planar 96 px float32 version)]
 
 
 def _env_planar(env) -> np.ndarray:
     """Validated (``check_env``) planar 96 px version of ``env``; the last one is memoised per process
-    (every key of a scene shares the scene's env), keyed by content, so results never depend on it.
-    The memo is one tuple swapped atomically (safe with threaded workers)."""
+    (every key of a scene shares the scene's env), so results never depend on the memo: a
+    read-only array that owns its memory (the renderer's per-scene env) is recognised by identity,
+    any other by content (bytes equality). The memo is one tuple swapped atomically (safe with
+    threaded workers)."""
     hit = _ENV_MEMO[0]
+    if hit is not None and env is hit[0] and hit[1] is None:
+        return hit[2]
     u8 = isinstance(env, np.ndarray) and env.dtype == np.uint8
+    key = None
     if u8:
-        key = (env.shape, env.tobytes())  # bytes equality: ~10x cheaper than np.array_equal
-        if hit is not None and key == hit[0]:
-            return hit[1]
+        frozen = not env.flags.writeable and env.base is None
+        if not frozen:
+            key = (env.shape, env.tobytes())  # bytes equality: ~10x cheaper than np.array_equal
+            if hit is not None and key == hit[1]:
+                return hit[2]
     e = _planar96(check_env(env))
     e.flags.writeable = False
     if u8:
-        _ENV_MEMO[0] = (key, e)
+        _ENV_MEMO[0] = (env, key, e)
     return e
 
 
@@ -308,16 +315,15 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
         raise ValueError("this relief has metal: pass a metal material")
     if relief.has_plastic and plastic is None:
         raise ValueError("this relief has plastic: pass a plastic material")
-    light = check_light(light_dir)
     L = float(length_px)
     idx = relief.idx
     hgt, wid = relief.size
-    f = np.float32(1.0 / 255.0)
-    base_m = np.asarray(metal["albedo"] if metal and relief.has_metal else (0.5, 0.5, 0.5), np.float32)
-    base_p = np.asarray(plastic["albedo"] if plastic else (0.1, 0.1, 0.1), np.float32)
     y0, y1, x0, x1 = relief.crop
     rgba = np.zeros((y1 - y0, x1 - x0, 4), np.uint8)
     if not shading or relief.normals is None:
+        light_xyz(light_dir)  # validated like the shaded path
+        base_m = np.asarray(metal["albedo"] if metal and relief.has_metal else (0.5, 0.5, 0.5), np.float32)
+        base_p = np.asarray(plastic["albedo"] if plastic else (0.1, 0.1, 0.1), np.float32)
         col = np.empty((3, idx.size), np.float32)
         col[:] = (base_m if relief.has_metal else base_p)[:, None]
         if relief.plastic_w is not None and relief.has_metal:
@@ -329,44 +335,46 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
         for ch in range(3):
             rgba[..., ch] = planes[ch]
     else:
+        light = light_xyz(light_dir)
         if env is not None:
             e = _env_planar(env)
         else:
-            e = _planar96(default_env(rng, light))
+            e = _planar96(default_env(rng, np.array(light, np.float64)))
             e.flags.writeable = False  # like the memoised one: one kernel signature
         centre = (uniform(rng, 0.3, 0.7), uniform(rng, 0.3, 0.7))  # == rng.uniform(0.3, 0.7, 2)
         st = bl = scr = None
-        prm = {}
+        mvals = pvals = None
         if relief.has_metal:
+            scratch_amount = 0.0
             if detail is not None:
                 st, bl = detail.streak, detail.blotch
                 if detail.scratches is not None and metal.get("scratches", 0) > 0:
                     scr = detail.scratches
-                    prm["scratch_amount"] = 0.3 * min(1.0, metal["scratches"] / SCRATCH_DENSITY)
+                    scratch_amount = 0.3 * min(1.0, metal["scratches"] / SCRATCH_DENSITY)
             else:
                 st, bl = _metal_textures(rng, relief.tex_xy)
                 ns = int(round(metal.get("scratches", 0) * L / 100.0))
                 if ns:
-                    scr = _scratches(rng, relief.size, ns, L, scratch_axis_deg).reshape(-1)[idx].astype(np.float32) * f
-                    prm["scratch_amount"] = 0.3
-            prm.update(metal=1.0, m_streak=metal["streak"], m_wear=metal["wear"], m_diffuse=metal["diffuse"],
-                       m_specular=metal["specular"], m_shininess=metal["shininess"], m_env=metal["env"],
-                       cavity_coef=-0.18 / relief.bevel_px)
-            prm["m_r"], prm["m_g"], prm["m_b"] = base_m.tolist()
-            prm["rust_r"], prm["rust_g"], prm["rust_b"] = metal["rust"]
+                    scr = _scratches(rng, relief.size, ns, L, scratch_axis_deg).reshape(-1)[idx]
+                    scr = scr.astype(np.float32) * np.float32(1.0 / 255.0)
+                    scratch_amount = 0.3
+            # the albedo as the kernel sees it: float32-rounded (as the NumPy reference shades it)
+            mvals = (*np.asarray(metal["albedo"], np.float32).tolist(), metal["streak"], metal["wear"], *metal["rust"],
+                     metal["diffuse"], metal["specular"], metal["shininess"], metal["env"], scratch_amount,
+                     -0.18 / relief.bevel_px)
         pw = relief.plastic_w
         if plastic is not None and (pw is not None or not relief.has_metal):
-            prm.update(plastic=1.0, p_diffuse=plastic["diffuse"], p_specular=plastic["specular"],
-                       p_shininess=plastic["shininess"], p_env=plastic["env"])
-            prm["p_r"], prm["p_g"], prm["p_b"] = base_p.tolist()
+            pvals = (*np.asarray(plastic["albedo"], np.float32).tolist(), plastic["diffuse"], plastic["specular"],
+                     plastic["shininess"], plastic["env"])
         if plastic is None or not relief.has_metal:
             pw = None  # one material everywhere (the weight only mixes metal with plastic)
-        (r00, r01), (r10, r11) = (rotation_matrix(normal_rotation_deg) if normal_rotation_deg else np.eye(2)).tolist()
-        lx, ly, lz = light.tolist()
-        hn = math.sqrt(lx * lx + ly * ly + (lz + 1.0) ** 2)  # Blinn half vector, viewer (0, 0, 1)
-        prm.update(r00=r00, r01=r01, r10=r10, r11=r11, lx=lx, ly=ly, lz=lz, hx=lx / hn, hy=ly / hn, hz=(lz + 1.0) / hn,
-                   env_cx=centre[0], env_cy=centre[1], env_gain=0.8, ambient=0.25, brightness=uniform(rng, 0.85, 1.15))
-        vec = params_vector(prm)
+        if normal_rotation_deg:  # == synth.keys.geometry.rotation_matrix, as plain floats
+            ar = math.radians(normal_rotation_deg)
+            c_, s_ = math.cos(ar), math.sin(ar)
+            rot = (c_, s_, -s_, c_)
+        else:
+            rot = (1.0, 0.0, 0.0, 1.0)
+        vec = pack_params(rot, light, centre, uniform(rng, 0.85, 1.15), mvals, pvals)
         q, u = quantize, Q_UNIT
         nx, ny, nz = relief.normals
         shade_pixels(relief.out_idx, q(nx, u), q(ny, u), q(nz, u), q(st, Q_TEXTURE), q(bl, Q_TEXTURE), q(scr, u),

@@ -24,7 +24,7 @@ from ..seeding import pick, uniform
 
 __all__ = [
     "streak_bank", "blotch_bank", "sample_texture", "relief_normals", "default_env", "check_env",
-    "check_light", "shade_surface", "canonical_coords", "lookup_texture",
+    "check_light", "light_xyz", "shade_surface", "canonical_coords", "lookup_texture",
 ]
 
 _BANK_SEED = 20240611
@@ -171,8 +171,9 @@ def relief_normals(layers: dict[str, np.ndarray], idx: np.ndarray, bevel_px: flo
     return nx * inv, ny * inv, inv, cavity
 
 
-def check_light(light_dir) -> np.ndarray:
-    """Validate and normalise a light direction (3,) -> float64 unit vector (z forced >= 0.05)."""
+def light_xyz(light_dir) -> tuple[float, float, float]:
+    """Validate and normalise a light direction (3,) -> unit (x, y, z) Python floats (z forced >= 0.05).
+    Raises ValueError for anything but 3 finite numbers, not all zero."""
     if type(light_dir) is tuple and len(light_dir) == 3 and all(type(c) is float for c in light_dir):
         # fast path (the renderer's per-object call): plain floats, no numpy reductions; same values
         x, y, z = light_dir
@@ -183,7 +184,7 @@ def check_light(light_dir) -> np.ndarray:
                 z = 0.05
                 nrm = math.sqrt(x * x + y * y + z * z)
                 x, y, z = x / nrm, y / nrm, z / nrm
-            return np.array((x, y, z), np.float64)
+            return x, y, z
     v = np.asarray(light_dir, np.float64).reshape(-1)
     if v.shape != (3,) or not np.all(np.isfinite(v)) or np.linalg.norm(v) < 1e-9:
         raise ValueError(f"light_dir must be 3 finite numbers, not all zero (x right, y down, z to camera); got {light_dir!r}")
@@ -191,7 +192,14 @@ def check_light(light_dir) -> np.ndarray:
     if v[2] < 0.05:
         v[2] = 0.05
         v /= np.linalg.norm(v)
-    return v
+    x, y, z = v.tolist()
+    return x, y, z
+
+
+def check_light(light_dir) -> np.ndarray:
+    """Validate and normalise a light direction (3,) -> float64 unit vector (z forced >= 0.05);
+    :func:`light_xyz` as an array."""
+    return np.array(light_xyz(light_dir), np.float64)
 
 
 def check_env(env) -> np.ndarray:
