@@ -26,6 +26,10 @@ from .occluders import FallbackKeys, blob_layer, fallback_distractor, finger_lay
 __all__ = ["SampleRenderer", "make_keys", "jsonable", "tune_allocator"]
 
 MIN_KEY_RENDER_PX = 24.0
+#: a key shrunk below this factor by its warp is first area-resized (bilinear sampling at under
+#: 0.7x skips source pixels and aliases); 0.7 < 1 / sqrt(2), the largest shrink an asset-bank size
+#: bucket needs, so banked keys go through one warp (``synth.keys.bank.BUCKETS_PER_OCTAVE``)
+PRE_SHRINK_BELOW = 0.7
 
 
 def make_keys(spec: str, kinds=None, materials=None):
@@ -171,7 +175,7 @@ class SampleRenderer:
             q = [r[0] * hx + r[1] * hy + r[2] for r in M]
             hole = [float(q[0] / q[2]), float(q[1] / q[2])]
         hc, wc = rgba.shape[:2]
-        if s < 0.8:  # strong shrink: pre-area-resize so the bilinear warp does not alias
+        if s < PRE_SHRINK_BELOW:  # strong shrink: pre-area-resize so the bilinear warp does not alias
             small = cv2.resize(rgba, (max(2, int(round(wc * s))), max(2, int(round(hc * s)))), interpolation=cv2.INTER_AREA)
             lab_s = None if lab is None else cv2.resize(lab, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
             sx, sy = small.shape[1] / wc, small.shape[0] / hc

@@ -89,12 +89,21 @@ class StreamSeed(ISeedSequence):
         """(n_words,) array of ``dtype`` (uint32 or uint64): the first ``n_words * itemsize`` bytes of
         the key's BLAKE2b digest (SHAKE-256 beyond BLAKE2b's 64 bytes), little-endian. Raises
         ValueError for any other dtype."""
-        dt = np.dtype(dtype)
-        if dt not in (np.dtype(np.uint32), np.dtype(np.uint64)):
-            raise ValueError(f"StreamSeed.generate_state: dtype must be uint32 or uint64, got {dt}")
+        pair = _WORD_TYPES.get(dtype)
+        if pair is None:
+            dt = np.dtype(dtype)
+            pair = _WORD_TYPES.get(dt)
+            if pair is None:
+                raise ValueError(f"StreamSeed.generate_state: dtype must be uint32 or uint64, got {dt}")
+        dt, le = pair
         n = int(n_words) * dt.itemsize
         digest = hashlib.blake2b(self.key, digest_size=n).digest() if n <= 64 else hashlib.shake_256(self.key).digest(n)
-        return np.frombuffer(digest, dt.newbyteorder("<")).astype(dt)
+        return np.frombuffer(digest, le).astype(dt)
+
+
+#: dtype (as given: the NumPy type or its dtype) -> (native dtype, little-endian dtype)
+_WORD_TYPES = {t: (np.dtype(t), np.dtype(t).newbyteorder("<")) for t in (np.uint32, np.uint64)}
+_WORD_TYPES.update({np.dtype(t): v for t, v in list(_WORD_TYPES.items())})
 
 
 def child_rng(seed: int, stream: str) -> np.random.Generator:

@@ -73,7 +73,14 @@ def _env_planar(env) -> np.ndarray:
             key = (env.shape, env.tobytes())  # bytes equality: ~10x cheaper than np.array_equal
             if hit is not None and key == hit[1]:
                 return hit[2]
-    e = _planar96(check_env(env))
+    if u8 and env.ndim == 3 and env.shape[2] == 3 and env.shape[0] >= 2 and env.shape[1] >= 2:
+        # resized as uint8 (fixed point), then one converting transpose: ~3x cheaper than float32
+        # first (values within 0.5 / 255 of it)
+        e = np.ascontiguousarray(cv2.resize(env, (96, 96), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1),
+                                 dtype=np.float32)
+        e *= np.float32(1.0 / 255.0)
+    else:
+        e = _planar96(check_env(env))
     e.flags.writeable = False
     if u8:
         _ENV_MEMO[0] = (env, key, e)
