@@ -300,35 +300,43 @@ class SampleRenderer:
             layer, hole, km = self._key_layer(r_keys, L, angle, light, env, S,
                                               bank_seed if c.asset_bank_size > 0 else None)
             h, w = layer.alpha.shape
-            ctr = np.array([w / 2, h / 2])
-            hole_v = np.array(hole) if hole is not None else ctr - 0.35 * L * np.array([math.cos(math.radians(angle)), -math.sin(math.radians(angle))])
-            bd = ctr - hole_v
-            bd = bd / (np.linalg.norm(bd) or 1.0)
+            # 2-vectors as plain floats (x, y): a handful of operations per key, where NumPy's
+            # per-call overhead would dominate
+            cx, cy = w / 2, h / 2
+            if hole is not None:
+                hx, hy = float(hole[0]), float(hole[1])
+            else:
+                ar = math.radians(angle)
+                hx, hy = cx - 0.35 * L * math.cos(ar), cy - 0.35 * L * -math.sin(ar)
+            bx, by = cx - hx, cy - hy
+            nb = math.hypot(bx, by) or 1.0
+            bx, by = bx / nb, by / nb
             if mode == "cluster":
-                blade_ang = math.degrees(math.atan2(-bd[1], bd[0]))
+                blade_ang = math.degrees(math.atan2(-by, bx))
                 if delta is None:
                     delta = blade_ang - angle
                 pr = math.radians(phi)
-                target = np.array(ring_spec["centre"]) + ring_spec["radius"] * np.array([math.cos(pr), -math.sin(pr)])
-                pos = target - hole_v
+                rcx, rcy = ring_spec["centre"]
+                px, py = rcx + ring_spec["radius"] * math.cos(pr) - hx, rcy + ring_spec["radius"] * -math.sin(pr) - hy
             elif mode == "crop":
                 cut = r_lay.random() < c.crop_like_cut_prob
-                sh = r_lay.normal(0, 0.04, 2) * S
+                sx_, sy_ = (r_lay.normal(0, 0.04, 2) * S).tolist()
                 if cut:
                     t = uniform(r_lay, 0, 2 * math.pi)
-                    sh = sh + np.array([math.cos(t), math.sin(t)]) * L * uniform(r_lay, 0.25, 0.5)
-                pos = np.array([S / 2, S / 2]) + sh - ctr
+                    u_ = uniform(r_lay, 0.25, 0.5)
+                    sx_, sy_ = sx_ + math.cos(t) * L * u_, sy_ + math.sin(t) * L * u_
+                px, py = S / 2 + sx_ - cx, S / 2 + sy_ - cy
                 km["border_cut"] = bool(cut)
             else:
                 cut = r_lay.random() < c.border_cut_prob
-                lo_ = -0.25 * np.array([w, h]) if cut else np.array([0.0, 0.0])
-                hi_ = np.array([S, S]) - np.array([w, h]) * (0.75 if cut else 1.0)
-                pos = np.array([r_lay.uniform(min(lo_[i], hi_[i]), max(lo_[i], hi_[i])) for i in range(2)])
+                lo_ = (-0.25 * w, -0.25 * h) if cut else (0.0, 0.0)
+                hi_ = (S - w * (0.75 if cut else 1.0), S - h * (0.75 if cut else 1.0))
+                px, py = (uniform(r_lay, min(lo_[i], hi_[i]), max(lo_[i], hi_[i])) for i in range(2))
                 km["border_cut"] = bool(cut)
-            layer.x0, layer.y0 = int(round(pos[0])), int(round(pos[1]))
-            hole_f = [float(hole_v[0] + layer.x0), float(hole_v[1] + layer.y0)]
+            layer.x0, layer.y0 = int(round(px)), int(round(py))
+            hole_f = [hx + layer.x0, hy + layer.y0]
             km["xy"] = [layer.x0, layer.y0]
-            placed.append((layer, hole_f, (float(bd[0]), float(bd[1])), L, km))
+            placed.append((layer, hole_f, (bx, by), L, km))
 
         # ---------------- negatives (distractors), rings, occluders
         under_d, over_d, rings_under, rings_over, tops = [], [], [], [], []
