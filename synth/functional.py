@@ -148,20 +148,26 @@ def gradient_gain(shape: tuple, amplitude: float, dx: float, dy: float, g: int =
 
 
 @kernel
+def _linear_tap(i, n_src, n_dst):
+    """Bilinear taps of destination index ``i`` (of ``n_dst``) on a grid of ``n_src``: (i0, i1,
+    weight of i1) at i_src = (i + 0.5) * n_src / n_dst - 0.5 clamped to [0, n_src - 1]
+    (``cv2.resize`` INTER_LINEAR's mapping)."""
+    f = (i + 0.5) * (n_src / n_dst) - 0.5
+    if f < 0.0:
+        f = 0.0
+    i0 = min(int(f), n_src - 1)
+    return i0, min(i0 + 1, n_src - 1), np.float32(f - i0)
+
+
+@kernel
 def _gain_columns(gain, W, C):
     """The (g, g) gain grid interpolated along x to W frame columns, each repeated C times:
-    float32 (g, W * C). Column x samples the grid at x_src = (x + 0.5) * g / W - 0.5 clamped to
-    [0, g - 1] (``cv2.resize`` INTER_LINEAR's mapping)."""
+    float32 (g, W * C) (taps: ``_linear_tap``)."""
     gh, gw = gain.shape
     T = np.empty((gh, W * C), np.float32)
     one = np.float32(1.0)
     for x in range(W):
-        fx = (x + 0.5) * (gw / W) - 0.5
-        if fx < 0.0:
-            fx = 0.0
-        x0 = min(int(fx), gw - 1)
-        x1 = min(x0 + 1, gw - 1)
-        wx = np.float32(fx - x0)
+        x0, x1, wx = _linear_tap(x, gw, W)
         for r in range(gh):
             v = gain[r, x0] * (one - wx) + gain[r, x1] * wx
             for c in range(C):
@@ -180,12 +186,7 @@ def _apply_gain_rows(img, gain, out, to8):
     lo, hi, one = np.float32(0.0), np.float32(255.0), np.float32(1.0)
     o = out.reshape(H, WC)
     for y in range(H):
-        fy = (y + 0.5) * (gh / H) - 0.5
-        if fy < 0.0:
-            fy = 0.0
-        y0 = min(int(fy), gh - 1)
-        y1 = min(y0 + 1, gh - 1)
-        wy = np.float32(fy - y0)
+        y0, y1, wy = _linear_tap(y, gh, H)
         wy1 = one - wy
         t0, t1, src, dst = T[y0], T[y1], img[y], o[y]
         for j in range(WC):
