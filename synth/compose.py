@@ -176,6 +176,8 @@ def rect_to_quad(w: float, h: float, quad) -> list[list[float]]:
     solves with an 8x8 system), in closed form: Heckbert's square-to-quad mapping (Fundamentals of
     Texture Mapping, 1989, sec. 2.2.3) after scaling the rectangle to the unit square. Plain floats:
     it runs once per object. Raises ValueError for a degenerate quad or rectangle."""
+    if not (w > 0 and h > 0):
+        raise ValueError(f"rect_to_quad: the rectangle must have positive sides, got {w!r} x {h!r}")
     (x0, y0), (x1, y1), (x2, y2), (x3, y3) = quad
     sx, sy = x0 - x1 + x2 - x3, y0 - y1 + y2 - y3
     if sx == 0.0 and sy == 0.0:  # parallelogram: affine
@@ -187,8 +189,6 @@ def rect_to_quad(w: float, h: float, quad) -> list[list[float]]:
             raise ValueError(f"rect_to_quad: degenerate quad {quad!r}")
         g = (sx * dy2 - dx2 * sy) / den
         hh = (dx1 * sy - sx * dy1) / den
-    if not (w > 0 and h > 0):
-        raise ValueError(f"rect_to_quad: the rectangle must have positive sides, got {w!r} x {h!r}")
     return [[(x1 - x0 + g * x1) / w, (x3 - x0 + hh * x3) / h, x0],
             [(y1 - y0 + g * y1) / w, (y3 - y0 + hh * y3) / h, y0],
             [g / w, hh / h, 1.0]]

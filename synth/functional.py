@@ -26,18 +26,23 @@ def to_float(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float32, copy=True)
 
 
-_RINT = np.float32(12582912.0)  # 1.5 * 2**23: (t + _RINT) - _RINT == rint(t) for float32 |t| < 2**22
+_RINT = np.float32(12582912.0)  # 1.5 * 2**23
+
+
+@kernel
+def _rint(t):
+    """float32 ``t`` rounded to the nearest integer, half to even, for |t| < 2**22: adding and
+    subtracting 1.5 * 2**23 is IEEE round-to-nearest-even. Inlined into the loops below, which it
+    lets LLVM vectorise (a call to ``rint`` would not)."""
+    return (t + _RINT) - _RINT
 
 
 @kernel
 def _to_uint8_flat(src, out):
-    """out = uint8(rint(clip(src, 0, 255))) element-wise (flat float32 -> flat uint8, half to even).
-    ``(t + 1.5 * 2**23) - 1.5 * 2**23`` is IEEE round-to-nearest-even of a float32 in [0, 255]: the
-    loop vectorises, where a call to ``rint`` would not."""
+    """out = uint8(rint(clip(src, 0, 255))) element-wise (flat float32 -> flat uint8, half to even)."""
     lo, hi = np.float32(0.0), np.float32(255.0)
     for i in range(src.size):
-        t = min(max(src[i], lo), hi)
-        out[i] = np.uint8((t + _RINT) - _RINT)
+        out[i] = np.uint8(_rint(min(max(src[i], lo), hi)))
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -191,9 +196,7 @@ def _apply_gain_rows(img, gain, out, to8):
         t0, t1, src, dst = T[y0], T[y1], img[y], o[y]
         for j in range(WC):
             t = min(max(src[j] * (t0[j] * wy1 + t1[j] * wy), lo), hi)
-            if to8:
-                t = (t + _RINT) - _RINT
-            dst[j] = t
+            dst[j] = _rint(t) if to8 else t
 
 
 def apply_gain(img: np.ndarray, gain: np.ndarray | None, out_uint8: bool = False) -> np.ndarray:
@@ -278,13 +281,12 @@ def _noise_field(h: int, w: int, oy: int, ox: int, flip: int, mix: np.ndarray) -
 @kernel
 def _add_noise_flat(img, n, shot, read2, k, out):
     """out = sat_uint8(img + rint(n * k * sqrt(max(shot * img + read2, 0)))), element-wise on flat
-    arrays (img uint8, n int16, float32 arithmetic; the rint as in ``_to_uint8_flat``, exact for
-    |t| < 2**22, and any larger |t| saturates the same way)."""
+    arrays (img uint8, n int16, float32 arithmetic; ``_rint`` is exact for |t| < 2**22, and any
+    larger |t| saturates the same way)."""
     lo, hi, zero = np.float32(0.0), np.float32(255.0), np.float32(0.0)
     for i in range(img.size):
         v = np.float32(img[i])
-        t = np.float32(n[i]) * (np.sqrt(max(v * shot + read2, zero)) * k)
-        t = (t + _RINT) - _RINT
+        t = _rint(np.float32(n[i]) * (np.sqrt(max(v * shot + read2, zero)) * k))
         out[i] = np.uint8(min(max(t + v, lo), hi))
 
 

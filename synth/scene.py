@@ -173,7 +173,7 @@ class SampleRenderer:
         if hole is not None:
             hx, hy = hole[0], hole[1]
             q = [r[0] * hx + r[1] * hy + r[2] for r in M]
-            hole = [float(q[0] / q[2]), float(q[1] / q[2])]
+            hole = [q[0] / q[2], q[1] / q[2]]
         hc, wc = rgba.shape[:2]
         if s < PRE_SHRINK_BELOW:  # strong shrink: pre-area-resize so the bilinear warp does not alias
             small = cv2.resize(rgba, (max(2, int(round(wc * s))), max(2, int(round(hc * s)))), interpolation=cv2.INTER_AREA)

@@ -66,9 +66,6 @@ FAMILIES = {
                     rust_hue=(0.04, 0.08), rust_sat=(0.5, 0.8), rust_val=(0.25, 0.45), scratches=(0.0, 2.0)),
 }
 _N_DRAWS = {name: sum(type(v) is tuple for v in spec.values()) for name, spec in FAMILIES.items()}
-#: per family, (name, lo, hi - lo) per drawn range or (name, constant, None), in ``_ORDER``
-_DRAW_PLAN = {name: tuple((k, float(v[0]), float(v[1]) - float(v[0])) if type(v) is tuple else (k, v, None)
-                          for k, v in spec.items()) for name, spec in FAMILIES.items()}
 
 
 def _sample_family(rng: np.random.Generator, name: str) -> CleanDict:
@@ -76,12 +73,12 @@ def _sample_family(rng: np.random.Generator, name: str) -> CleanDict:
     values and stream position as one ``uniform`` call per range, rounded to 4 decimals."""
     draws = rng.random(_N_DRAWS[name]).tolist()
     v, j = {}, 0
-    for k, lo, span in _DRAW_PLAN[name]:
-        if span is None:
-            v[k] = lo
-        else:  # == _scaled(draws[j], lo, hi): lo + (hi - lo) * u, rounded
-            v[k] = round4(lo + span * draws[j])
+    for k, x in FAMILIES[name].items():  # a plain loop: ~1.5x cheaper than a comprehension over next()
+        if type(x) is tuple:
+            v[k] = _scaled(draws[j], *x)
             j += 1
+        else:
+            v[k] = x
     return CleanDict(albedo=_hsv(v["hue"], v["sat"], v["val"]), diffuse=v["diffuse"], specular=v["specular"],
                      shininess=v["shininess"], env=v["env"], streak=v["streak"], wear=v["wear"],
                      rust=_hsv(v["rust_hue"], v["rust_sat"], v["rust_val"]), scratches=v["scratches"])

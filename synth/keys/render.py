@@ -29,7 +29,7 @@ import numpy as np
 from ..seeding import normal, pick, uniform
 from .geometry import Raster, Shape, rasterize
 from .kernels import Q_CAVITY, Q_TEXTURE, Q_UNIT, dequantize, pack_params, quantize, shade_pixels
-from .shading import (blotch_bank, canonical_coords, check_env, default_env, light_xyz, lookup_texture,
+from .shading import (blotch_bank, canonical_coords, default_env, env_image, light_xyz, lookup_texture,
                       relief_normals, streak_bank)
 
 __all__ = ["Relief", "SurfaceDetail", "build_relief", "surface_detail", "shade_relief", "render_shape"]
@@ -57,33 +57,26 @@ _ENV_MEMO: list = [None]  # [(the last env array, its bytes key or None, its pla
 
 
 def _env_planar(env) -> np.ndarray:
-    """Validated (``check_env``) planar 96 px version of ``env``; the last one is memoised per process
-    (every key of a scene shares the scene's env), so results never depend on the memo: a
-    read-only array that owns its memory (the renderer's per-scene env) is recognised by identity,
-    any other by content (bytes equality). The memo is one tuple swapped atomically (safe with
-    threaded workers)."""
+    """Validated (``env_image``) planar 96 px float32 version of ``env``, in [0, 1]; the last one is
+    memoised per process (every key of a scene shares the scene's env), so results never depend on
+    the memo: a read-only array that owns its memory (the renderer's per-scene env) is recognised
+    by identity, any other by content (bytes equality). The memo is one tuple swapped atomically
+    (safe with threaded workers). The map is resized as uint8 (fixed point), then converted in one
+    transposing copy: ~3x cheaper than converting to float32 first (values within 0.5 / 255)."""
     hit = _ENV_MEMO[0]
     if hit is not None and env is hit[0] and hit[1] is None:
         return hit[2]
-    u8 = isinstance(env, np.ndarray) and env.dtype == np.uint8
+    e8 = env_image(env)
     key = None
-    if u8:
-        frozen = not env.flags.writeable and env.base is None
-        if not frozen:
-            key = (env.shape, env.tobytes())  # bytes equality: ~10x cheaper than np.array_equal
-            if hit is not None and key == hit[1]:
-                return hit[2]
-    if u8 and env.ndim == 3 and env.shape[2] == 3 and env.shape[0] >= 2 and env.shape[1] >= 2:
-        # resized as uint8 (fixed point), then one converting transpose: ~3x cheaper than float32
-        # first (values within 0.5 / 255 of it)
-        e = np.ascontiguousarray(cv2.resize(env, (96, 96), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1),
-                                 dtype=np.float32)
-        e *= np.float32(1.0 / 255.0)
-    else:
-        e = _planar96(check_env(env))
+    if e8.flags.writeable or e8.base is not None:
+        key = (e8.shape, e8.tobytes())  # bytes equality: ~10x cheaper than np.array_equal
+        if hit is not None and key == hit[1]:
+            return hit[2]
+    e = np.ascontiguousarray(cv2.resize(e8, (96, 96), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1),
+                             dtype=np.float32)
+    e *= np.float32(1.0 / 255.0)
     e.flags.writeable = False
-    if u8:
-        _ENV_MEMO[0] = (env, key, e)
+    _ENV_MEMO[0] = (env, key, e)
     return e
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from ..seeding import pick, uniform
 
 __all__ = [
-    "streak_bank", "blotch_bank", "sample_texture", "relief_normals", "default_env", "check_env",
+    "streak_bank", "blotch_bank", "sample_texture", "relief_normals", "default_env", "check_env", "env_image",
     "check_light", "light_xyz", "shade_surface", "canonical_coords", "lookup_texture",
 ]
 
@@ -216,14 +216,20 @@ def check_light(light_dir) -> np.ndarray:
     return np.array(light_xyz(light_dir), np.float64)
 
 
-def check_env(env) -> np.ndarray:
-    """Validate an environment image: uint8 (h, w, 3) RGB, h, w >= 2 -> float32 in [0, 1]."""
+def env_image(env) -> np.ndarray:
+    """Validate an environment image: uint8 (h, w, 3) RGB, h, w >= 2 -> it as an array (not copied).
+    Raises ValueError naming the dtype and shape otherwise."""
     if env is None:
         raise ValueError("env is None")
     e = np.asarray(env)
     if e.ndim != 3 or e.shape[2] != 3 or e.shape[0] < 2 or e.shape[1] < 2 or e.dtype != np.uint8:
         raise ValueError(f"env must be a uint8 RGB image (h, w, 3) with h, w >= 2; got {e.dtype} {e.shape}")
-    return e.astype(np.float32) * (1.0 / 255.0)
+    return e
+
+
+def check_env(env) -> np.ndarray:
+    """Validate an environment image (:func:`env_image`) -> float32 (h, w, 3) in [0, 1]."""
+    return env_image(env).astype(np.float32) * (1.0 / 255.0)
 
 
 def default_env(rng: np.random.Generator, light: np.ndarray, size: int = 32) -> np.ndarray:
