@@ -9,6 +9,8 @@ photometric functions. Randomness lives in ``synth.effects`` (parameter sampling
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -127,29 +129,55 @@ def _grid_coords(H: int, W: int, g: int = GAIN_GRID) -> tuple[np.ndarray, np.nda
     return hit
 
 
+@kernel
+def _vignette_grid(ys, xs, cy, cx, inv_r, strength, power):
+    """(g, g) float32: max(1 - strength * min(r * inv_r, 1.5) ** power, 0), r from (cy, cx) to the
+    grid points (ys, xs) (float32 arithmetic, as the NumPy expression it replaced)."""
+    out = np.empty((ys.size, xs.size), np.float32)
+    zero, one, lim = np.float32(0.0), np.float32(1.0), np.float32(1.5)
+    for i in range(ys.size):
+        dy = ys[i] - cy
+        for j in range(xs.size):
+            dx = xs[j] - cx
+            r = np.sqrt(dy * dy + dx * dx) * inv_r
+            out[i, j] = max(one - strength * min(r, lim) ** power, zero)
+    return out
+
+
+@kernel
+def _gradient_grid(ys, xs, cy, cx, ky, kx, amplitude, scale):
+    """(g, g) float32: max(1 + amplitude * ((ys - cy) * ky + (xs - cx) * kx), 0) * scale (float32
+    arithmetic, as the NumPy expression it replaced)."""
+    out = np.empty((ys.size, xs.size), np.float32)
+    zero, one = np.float32(0.0), np.float32(1.0)
+    for i in range(ys.size):
+        y = (ys[i] - cy) * ky
+        for j in range(xs.size):
+            out[i, j] = max(one + amplitude * (y + (xs[j] - cx) * kx), zero) * scale
+    return out
+
+
 def vignette_gain(shape: tuple, strength: float, cx: float = 0.5, cy: float = 0.5, power: float = 2.0,
                   g: int = GAIN_GRID) -> np.ndarray:
     """Low-resolution radial fall-off gain, float32 (g, g) >= 0, for a frame of ``shape`` (H, W, ...):
-    gain = 1 - strength * (r / r_max) ** power (see ``vignette``)."""
+    gain = 1 - strength * (r / r_max) ** power (see ``vignette``); one compiled loop over the grid
+    (the NumPy expression's dozen small-array calls cost more than the arithmetic)."""
     H, W = shape[:2]
     ys, xs = _grid_coords(H, W, g)
-    ys = ys - np.float32(cy * (H - 1))
-    xs = xs - np.float32(cx * (W - 1))
-    r = np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2) * np.float32(1.0 / (0.5 * np.hypot(H, W)))
-    gain = 1.0 - np.float32(strength) * np.minimum(r, np.float32(1.5)) ** np.float32(power)
-    return np.maximum(gain, 0.0).astype(np.float32)
+    return _vignette_grid(ys, xs, np.float32(cy * (H - 1)), np.float32(cx * (W - 1)),
+                          np.float32(1.0 / (0.5 * math.hypot(H, W))), np.float32(strength), np.float32(power))
 
 
-def gradient_gain(shape: tuple, amplitude: float, dx: float, dy: float, g: int = GAIN_GRID) -> np.ndarray:
-    """Low-resolution linear illumination gain, float32 (g, g) >= 0 (see ``lighting_gradient``)."""
+def gradient_gain(shape: tuple, amplitude: float, dx: float, dy: float, g: int = GAIN_GRID,
+                  scale: float = 1.0) -> np.ndarray:
+    """Low-resolution linear illumination gain, float32 (g, g) >= 0 (see ``lighting_gradient``),
+    times ``scale`` (the scene's exposure): one compiled loop over the grid."""
     H, W = shape[:2]
-    n = float(np.hypot(dx, dy)) or 1.0
-    hd = 0.5 * float(np.hypot(H, W))
+    n = math.hypot(dx, dy) or 1.0
+    hd = 0.5 * math.hypot(H, W)
     ys, xs = _grid_coords(H, W, g)
-    xs = (xs - np.float32((W - 1) / 2)) * np.float32(dx / n / hd)
-    ys = (ys - np.float32((H - 1) / 2)) * np.float32(dy / n / hd)
-    gain = 1.0 + np.float32(amplitude) * (ys[:, None] + xs[None, :])
-    return np.maximum(gain, 0.0).astype(np.float32)
+    return _gradient_grid(ys, xs, np.float32((H - 1) / 2), np.float32((W - 1) / 2), np.float32(dy / n / hd),
+                          np.float32(dx / n / hd), np.float32(amplitude), np.float32(scale))
 
 
 @kernel

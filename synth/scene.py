@@ -445,7 +445,7 @@ class SampleRenderer:
         # same pass as its vignette and the float -> uint8 conversion
         gain = None
         if amp > 0 or abs(amb - 1) > 1e-3:
-            gain = F.gradient_gain((S, S), amp, light[0], light[1]) * np.float32(amb)
+            gain = F.gradient_gain((S, S), amp, light[0], light[1], scale=amb)
         meta["illumination"] = {"gradient_amplitude": amp, "exposure": amb}
         if c.camera:
             image, cam_meta = self.camera(canvas.img, child_rng(seed, "camera"), gain)

@@ -224,3 +224,23 @@ def test_color_transfer_identity_matrix_is_lut_only():
     x = np.arange(256, dtype=np.float32)
     y = np.clip((1.2 * (x - 128.0) + 128.0 + 3.0) / 255.0, 0, 1) ** (1.0 / 0.9)
     assert np.array_equal(out, cv2.LUT(img, np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)))
+
+
+def test_gain_grids_equal_numpy_expressions():
+    """The compiled vignette / gradient grids give the bytes of the float32 NumPy expressions they
+    replaced (and ``scale`` multiplies after the clamp at 0)."""
+    rng = np.random.default_rng(11)
+    for S in (64, 257, 512):
+        ys, xs = F._grid_coords(S, S)
+        for _ in range(20):
+            s, cx, cy, p = rng.uniform(0.05, 0.9), rng.uniform(0.4, 0.6), rng.uniform(0.4, 0.6), rng.uniform(1.5, 3.0)
+            dy, dx = ys - np.float32(cy * (S - 1)), xs - np.float32(cx * (S - 1))
+            r = np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2) * np.float32(1.0 / (0.5 * np.hypot(S, S)))
+            ref = np.maximum(1.0 - np.float32(s) * np.minimum(r, np.float32(1.5)) ** np.float32(p), 0.0).astype(np.float32)
+            assert np.array_equal(F.vignette_gain((S, S), s, cx, cy, p), ref)
+            a, gx, gy, k = rng.uniform(0, 3.0), rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(0.7, 1.3)
+            n, hd = float(np.hypot(gx, gy)), 0.5 * float(np.hypot(S, S))
+            t = ((ys - np.float32((S - 1) / 2)) * np.float32(gy / n / hd))[:, None] + \
+                ((xs - np.float32((S - 1) / 2)) * np.float32(gx / n / hd))[None, :]
+            ref = np.maximum(1.0 + np.float32(a) * t, 0.0).astype(np.float32) * np.float32(k)
+            assert np.array_equal(F.gradient_gain((S, S), a, gx, gy, scale=k), ref)
