@@ -48,9 +48,11 @@ def _scratches(rng: np.random.Generator, size: tuple[int, int], n: int, length: 
     return img
 
 
-def _planar96(e: np.ndarray) -> np.ndarray:
-    """float32 (h, w, 3) sphere map -> planar (3, 96, 96) (what ``shade_surface`` looks up)."""
-    return np.ascontiguousarray(cv2.resize(e, (96, 96), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1))
+def _planar96(e: np.ndarray, dtype=None) -> np.ndarray:
+    """(h, w, 3) sphere map (float32, or uint8) -> planar (3, 96, 96) (what ``shade_surface`` looks
+    up), resized bilinearly in the input's dtype and converted to ``dtype`` (None: kept) in the same
+    transposing copy."""
+    return np.ascontiguousarray(cv2.resize(e, (96, 96), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1), dtype=dtype)
 
 
 _ENV_MEMO: list = [None]  # [(the last env array, its bytes key or None, its planar 96 px float32 version)]
@@ -72,8 +74,7 @@ def _env_planar(env) -> np.ndarray:
         key = (e8.shape, e8.tobytes())  # bytes equality: ~10x cheaper than np.array_equal
         if hit is not None and key == hit[1]:
             return hit[2]
-    e = np.ascontiguousarray(cv2.resize(e8, (96, 96), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1),
-                             dtype=np.float32)
+    e = _planar96(e8, np.float32)
     e *= np.float32(1.0 / 255.0)
     e.flags.writeable = False
     _ENV_MEMO[0] = (env, key, e)
