@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CLIError, FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (CLIError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as exc:
         # Library code raises ValueError/FileNotFoundError/RuntimeError with messages naming the bad file or
         # value and the fix; show them without a traceback.
         print(f"keysynth {args.command}: error: {exc}", file=sys.stderr)

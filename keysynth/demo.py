@@ -46,8 +46,8 @@ def register(subparsers) -> None:
     p.add_argument("--minutes", type=float, default=5.0, help="training wall-time budget, minutes (default 5)")
     p.add_argument("--steps", type=int, default=None,
                    help="training steps (cosine schedule length; default: fitted to --minutes)")
-    p.add_argument("--size", type=int, default=256, help="sample / model input side, px (default 256)")
-    p.add_argument("--batch-size", type=int, default=8, help="training batch size (default 8)")
+    p.add_argument("--size", type=int, default=None, help="sample / model input side, px (default: train's, 192)")
+    p.add_argument("--batch-size", type=int, default=None, help="training batch size (default: train's, 12)")
     p.add_argument("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) // 2)),
                    help="generator worker processes (default: half the CPU cores, 1..4)")
     p.add_argument("--encoder", default=None, help="smp encoder name (default: train's default, small)")
@@ -100,7 +100,7 @@ def steps_for_budget(*, encoder: str, size: int, batch_size: int, minutes: float
 
     from real_eval.model_io import build_model, default_model_spec
 
-    model = build_model(default_model_spec(encoder_name=encoder, image_size=size)).to(device)
+    model = build_model(default_model_spec(encoder_name=encoder, image_size=size)).to(device)  # default decoder
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randn(batch_size, 3, size, size, device=device)
     y = torch.rand(batch_size, 1, size, size, device=device)
@@ -154,6 +154,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    args.size = args.size or TrainConfig().image_size
+    args.batch_size = args.batch_size or TrainConfig().batch_size
     if args.real is not None and not Path(args.real).is_dir():
         raise FileNotFoundError(f"--real {args.real} is not a folder; it needs images/ and masks/ inside")
     bg_spec = args.backgrounds or "default"
@@ -212,6 +214,7 @@ def run_demo(args: argparse.Namespace) -> int:
         results[name] = evaluate_model(model, spec, samples, device=device, strategy=DEFAULT_STRATEGY,
                                        out_dir=out / f"eval_{name}", title=f"demo model on {name} set")
     timings["eval_s"] = time.perf_counter() - t
+    shipped = _shipped_model_lines(sets, results, device)
     shown = "real" if args.real else "synth"
     atomic_write_png(out / "predictions.png",
                       prediction_grid(model, spec, sets[shown], strategy=DEFAULT_STRATEGY, device=device))
@@ -237,12 +240,39 @@ def run_demo(args: argparse.Namespace) -> int:
     if "real" in results:
         lines += _metrics_table(f"Real photos: `{args.real}`", results["real"])
     lines += _metrics_table("Held-out synthetic samples", results["synth"])
+    lines += shipped
     lines += ["Boundary F1: Csurka et al., BMVC 2013 (tolerance 0.008 of the diagonal); "
               "Boundary IoU: Cheng et al., CVPR 2021. Full reports: `eval_*/report.html`.", ""]
     _atomic_write_text(out / "report.md", "\n".join(lines))
     _atomic_write_text(out / "timings.json", json.dumps(timings, indent=2))
     print(f"[demo] wrote {out / 'report.md'} and {out / 'predictions.png'} in {timings['total_s']:.0f} s")
     return 0
+
+
+def _shipped_model_lines(sets: dict[str, list], results: dict[str, dict], device: str) -> list[str]:
+    """Report lines comparing the demo model with the shipped one on the same sets (mean IoU,
+    Dice, boundary F1, each at that model's own threshold and strategy); a note if none is installed."""
+    from real_eval.calibrate import check_disjoint
+    from real_eval.evaluate import evaluate_model
+    from real_eval.model_io import load_checkpoint
+
+    try:
+        model, spec = load_checkpoint(None, device)
+    except (FileNotFoundError, ValueError) as exc:
+        return ["## Shipped model", "", f"Not compared: {exc}", ""]
+    lines = ["## Demo model vs shipped model", "",
+             f"Shipped model: `{spec.get('source')}` ({spec['encoder_name']} at {spec['image_size']} px, "
+             f"strategy `{spec.get('strategy', 'coarse-to-fine')}`, threshold {spec.get('threshold', 0.5)}).", "",
+             "| set | model | mean IoU | mean Dice | mean boundary F1 |", "|---|---|---|---|---|"]
+    for name, samples in sets.items():
+        res = evaluate_model(model, spec, samples, device=device, threshold=float(spec.get("threshold", 0.5)),
+                             strategy=spec.get("strategy", "coarse-to-fine"), n_boot=200)
+        cal = (spec.get("calibration") or {}).get("hashes") or []
+        note = " (calibrated on some of these photos: optimistic)" if check_disjoint(samples, cal, "", allow=True) else ""
+        for who, r in (("demo", results[name]), ("shipped" + note, res)):
+            m = r["overall"]["mean"]
+            lines.append(f"| {name} | {who} | {m['iou']:.3f} | {m['dice']:.3f} | {m['boundary_f1']:.3f} |")
+    return lines + [""]
 
 
 def _cuda() -> bool:

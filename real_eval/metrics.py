@@ -231,6 +231,10 @@ def summarize(rows: Sequence[dict[str, Any]], *, n_boot: int = 1000, seed: int =
     table = np.array([[r[m] for m in METRIC_NAMES] for r in rows], float)
     out["mean"] = {m: float(v) for m, v in zip(METRIC_NAMES, table.mean(0))}
     out["micro"] = _pooled(rows)
+    if int(n_boot) < 1:  # no intervals asked for
+        nan = float("nan")
+        out.update({k: {m: [nan, nan] for m in METRIC_NAMES} for k in ("micro_ci", "mean_ci")})
+        return out
     # One shared resampling for all metrics (same seed -> same index draws).
     rng = np.random.default_rng(seed)
     draws = [rng.integers(0, n, n) for _ in range(int(n_boot))]

@@ -49,6 +49,16 @@ def load_config(path: str | None, size: int | None):
     return config
 
 
+def _with_key_source(config, spec: str | None):
+    """``config`` with ``key_source = spec`` (checked by building the source once) when given."""
+    if spec is None:
+        return config
+    from synth.scene import make_keys
+
+    make_keys(spec)
+    return dataclasses.replace(config, key_source=spec)
+
+
 def _cutouts(root: str):
     """``synth.cutouts.FolderCutouts(root)``; a clear error if the folder is missing."""
     if not os.path.isdir(root):
@@ -72,7 +82,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     """Generate a dataset on disk (resumable); prints a one-line summary. Returns 0."""
     from synth.generate import build_renderer, generate_dataset
 
-    config = load_config(args.config, args.size)
+    config = _with_key_source(load_config(args.config, args.size), args.key_source)
     renderer = build_renderer(config, args.backgrounds, args.cutouts)
     summary = generate_dataset(
         args.out, n=args.n, run_seed=args.seed, config=config, backgrounds_spec=args.backgrounds,
@@ -100,7 +110,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out}: the preview is a PNG image; give a file name ending in .png")
     out.parent.mkdir(parents=True, exist_ok=True)
     hist = out.with_name(out.stem + "_hist.png")
-    config = load_config(args.config, args.size)
+    config = _with_key_source(load_config(args.config, args.size), args.key_source)
     keys = _cutouts(args.cutouts) if args.cutouts else None
     write_preview(out, n=args.n, config=config, run_seed=args.seed, backgrounds=make_backgrounds(args.backgrounds),
                   hist_png=hist, keys=keys)
@@ -111,6 +121,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
 def _add_common(p: argparse.ArgumentParser, *, size_help: str) -> None:
     p.add_argument("--cutouts", default=None, metavar="DIR",
                    help="folder of your own key cut-outs (synth.cutouts.FolderCutouts) to paste as keys (default: procedural keys)")
+    p.add_argument("--key-source", default=None, metavar="SPEC",
+                   help="key source(s), overriding the config's key_source: procedural | a cut-out folder "
+                        "(e.g. from `keysynth cutouts`) | a weighted mix such as procedural:0.5,DIR:0.5 (each key "
+                        "draws its source by weight; cut-outs are re-lit and edge-blended)")
     p.add_argument("--seed", type=_seed, default=0, help="run seed (integer >= 0); sample i uses seed (SEED, i), so outputs are reproducible (default: 0)")
     p.add_argument("--size", type=_positive_int, default=None, help=size_help)
     p.add_argument("--config", default=None, metavar="YAML", help="SynthConfig YAML file (default: built-in config); --size overrides its size")

@@ -9,6 +9,8 @@ for a 512 px frame and scaled by ``size / 512``. Family switches (``shading``, `
 
 from __future__ import annotations
 
+import math
+
 import dataclasses
 import os
 from dataclasses import dataclass, fields
@@ -25,7 +27,7 @@ class SynthConfig:
     # ---- frame / sources
     size: int = 256                       # output side (square), px
     backgrounds: str = "default"          # make_backgrounds spec when no source is passed
-    key_source: str = "procedural"        # "procedural" (synth.keys), "fallback", or a cut-out folder
+    key_source: str = "procedural"        # "procedural" (synth.keys), "fallback", a cut-out folder, or a mix "procedural:0.5,DIR:0.5"
     key_kinds: tuple | None = None        # subset for ProceduralKeys (None = all)
     key_materials: tuple | None = None
     # ---- asset bank (synth.keys.bank): cached key / distractor geometry, re-lit per sample
@@ -38,13 +40,15 @@ class SynthConfig:
     empty_prob: float = 0.12              # samples with no key at all (empty mask)
     n_keys_range: tuple = (1, 4)          # inclusive
     key_length_range: tuple = (0.02, 0.8)  # key long side / frame side, LOG-uniform (tiny draws)
-    key_length_typical_range: tuple = (0.1, 0.6)  # LOG-uniform range of the other draws
-    tiny_key_prob: float = 0.3            # draw from the full key_length_range (phone photos: tiny keys)
+    key_length_typical_range: tuple = (0.15, 0.7)  # LOG-uniform range of the other draws
+    tiny_key_prob: float = 0.15           # draw from the full key_length_range (phone photos: tiny keys)
     crop_like_prob: float = 0.2           # one key centred with margin (second-stage crop view)
     crop_like_length_range: tuple = (0.45, 0.95)
     crop_like_cut_prob: float = 0.35      # ... of which partly cut by the border
     ring_cluster_prob: float = 0.35       # several keys fanned on one ring (overlapping)
     border_cut_prob: float = 0.15         # a free key placed partly outside the frame
+    cutout_relight: bool = True           # re-light photographed cut-outs to the scene (exposure, contrast, colour, gradient)
+    cutout_blend_weights: tuple = (0.25, 0.35, 0.2, 0.2)  # cut-out edge blend: hard, gaussian, motion, poisson
     perspective_range: tuple = (0.0, 0.15)  # corner jitter / cut-out side (projective warp)
     aspect_jitter_range: tuple = (0.85, 1.15)  # foreshortening of the key's width
     # ---- light (one direction per scene)
@@ -79,7 +83,7 @@ class SynthConfig:
     vignette_strength_range: tuple = (0.05, 0.45)
     noise_prob: float = 0.9
     shot_noise_range: tuple = (0.0, 1.2)          # DN-variance factor
-    read_noise_range: tuple = (0.3, 6.0)          # DN sigma
+    read_noise_range: tuple = (0.3, 4.0)          # DN sigma
     noise_grain_range: tuple = (1.0, 2.5)
     color_prob: float = 1.0
     wb_gain_range: tuple = (0.85, 1.15)
@@ -109,6 +113,11 @@ class SynthConfig:
                     raise ValueError(f"SynthConfig.{f.name} low > high: {v!r}; swap the values")
             if f.name.endswith("_prob") and not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
                 raise ValueError(f"SynthConfig.{f.name} must be a probability in [0, 1], got {v!r}")
+        w = self.cutout_blend_weights
+        if not (isinstance(w, tuple) and len(w) == 4 and all(isinstance(x, (int, float)) and math.isfinite(x) and x >= 0
+                                                               for x in w) and sum(w) > 0):
+            raise ValueError(f"SynthConfig.cutout_blend_weights must be 4 weights >= 0 (hard, gaussian, motion, "
+                             f"poisson) with a positive sum, got {w!r}")
         if not isinstance(self.size, int) or self.size < 16:
             raise ValueError(f"SynthConfig.size must be an int >= 16 (px), got {self.size!r}")
         if self.n_keys_range[0] < 1:

@@ -15,12 +15,13 @@ import math
 import cv2
 import numpy as np
 
-from .compose import Canvas, matmul3, rect_to_quad, rgba_to_layer, shadow_alpha, warp_layer
+from .compose import Canvas, Layer, matmul3, rect_to_quad, rgba_to_layer, shadow_alpha, warp_layer
 from .config import SynthConfig
 from .meta import jsonable
 from .keys.bank import ASSET_CACHE, note_bank_generation
 from .seeding import asset_bank_seed, child_rng, normal, pick, sample_seed, uniform
 from . import functional as F
+from .keysources import blend_layer, poisson_colour, relight_layer, sample_blend, sample_relight
 from .occluders import FallbackKeys, blob_layer, fallback_distractor, finger_layer, key_ring_layers
 
 __all__ = ["SampleRenderer", "make_keys", "jsonable", "tune_allocator"]
@@ -34,7 +35,18 @@ PRE_SHRINK_BELOW = 0.7
 
 def make_keys(spec: str, kinds=None, materials=None):
     """Key cut-out source from ``SynthConfig.key_source``: "procedural" (``synth.keys``; falls back
-    to ``FallbackKeys`` only if that module does not exist), "fallback", or a cut-out folder."""
+    to ``FallbackKeys`` only if that module does not exist), "fallback", a cut-out folder, or a
+    weighted mix ``"procedural:0.5,DIR:0.5"`` (:class:`synth.keysources.MixedKeys`)."""
+    from synth.keysources import MixedKeys, parse_key_sources
+
+    pairs = parse_key_sources(spec)
+    if len(pairs) > 1:
+        return MixedKeys([_one_key_source(n, kinds, materials) for n, _ in pairs], [w for _, w in pairs],
+                         [n for n, _ in pairs])
+    return _one_key_source(pairs[0][0], kinds, materials)
+
+
+def _one_key_source(spec: str, kinds=None, materials=None):
     if spec == "fallback":
         return FallbackKeys()
     if spec == "procedural":
@@ -51,7 +63,8 @@ def make_keys(spec: str, kinds=None, materials=None):
         from synth.cutouts import FolderCutouts
 
         return FolderCutouts(spec)
-    raise ValueError(f"unknown key_source {spec!r}; valid: 'procedural', 'fallback' or a folder of cut-outs")
+    raise ValueError(f"unknown key_source {spec!r}: not 'procedural', 'fallback' or an existing folder of cut-outs "
+                     f"(a mix is written 'procedural:0.5,/data/cutouts:0.5')")
 
 
 def _distractor_fn():
@@ -138,6 +151,9 @@ class SampleRenderer:
         c = self.config
         Lr = max(L, MIN_KEY_RENDER_PX)
         src = self.keys
+        source_id = None
+        if hasattr(src, "pick"):  # mixed sources: one draw per key
+            source_id, src = src.pick(rng)
         A = None  # cut-out px -> nominal (rotated, render-size) frame
         if bank_seed is not None and hasattr(src, "sample_asset"):
             rgba, lab, km, A, (h, w) = src.sample_asset(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env,
@@ -184,7 +200,24 @@ class SampleRenderer:
         layer = warp_layer(rgba_to_layer(rgba, lab), np.array(M, np.float64), (oh, ow))
         km = {k: v for k, v in km.items() if k not in ("render",)}
         km.update({"length_px": L, "render_length_px": Lr, "angle_deg": angle, "perspective": jit, "aspect": asp})
+        if source_id is not None:
+            km["source"] = self.keys.names[source_id]
+        if km.get("kind") == "cutout":
+            layer = self._cutout_look(layer, rng, light, km)
         return layer, hole, km
+
+    def _cutout_look(self, layer, rng, light, km):
+        """Re-light a photographed cut-out to the scene and blend its edge (synth.keysources)."""
+        c = self.config
+        rgba = layer.rgba if layer.rgba is not None else np.dstack([layer.rgb, layer.alpha])
+        if c.cutout_relight:
+            rp = sample_relight(rng, light, c.lighting_gradient_range[1])
+            relight_layer(rgba, rp)
+            km["relight"] = {k: v for k, v in rp.items() if k != "azimuth"}
+        bp = sample_blend(rng, c.cutout_blend_weights)
+        rgba, lab, pad = blend_layer(rgba, layer.label, bp)
+        km["blend"] = bp
+        return Layer.from_rgba(rgba, layer.x0 - pad, layer.y0 - pad, lab)
 
     def _shadow(self, canvas, layer, rng, light, L, lift=1.0):
         """Cast + contact shadow of ``layer`` on the canvas (before pasting it)."""
@@ -421,6 +454,10 @@ class SampleRenderer:
         key_alpha = np.zeros((S, S), np.float32) if debug else None
         for k, (lay, _, _, L, km) in enumerate(placed, start=1):
             sh_meta.append(self._shadow(canvas, lay, r_sh, light, L))
+            if km.get("blend", {}).get("mode") == "poisson":
+                new = poisson_colour(canvas.img, lay.rgba, lay.x0, lay.y0)
+                if new is not None:
+                    lay = Layer.from_rgba(new, lay.x0, lay.y0, lay.label)
             canvas.paste(lay, key_id=k)
             if debug and k in canvas.cov:  # keys-only "over" composite of the label coverage
                 x0, y0, cov = canvas.cov[k]

@@ -39,7 +39,7 @@ def test_ddp_two_cpu_processes(tmp_path):
     mp.spawn(_rank_main, args=(2, _free_port(), out), nprocs=2, join=True)
     r0 = json.load(open(os.path.join(out, "rank0.json")))
     assert r0["step"] == 3 and len(r0["batch_ids"]) == 3
-    state = torch.load(os.path.join(out, "checkpoints", "last.pt"), weights_only=False)
+    state = torch.load(os.path.join(out, "checkpoints", "last.pt"), weights_only=True)
     assert state["step"] == 3 and len(state["stream"]) == 2  # both ranks' stream positions
     assert state["stream"][0]["position"] == state["stream"][1]["position"] == 6
     assert len(state["rng"]["torch"]) == 2

@@ -31,7 +31,7 @@ def test_tiny_training_run_loss_falls_and_writes_outputs(tmp_path):
     assert sorted(p.name for p in ck.glob("ckpt-*.pt")) == ["ckpt-0000030.pt"]  # rotation
     assert (ck / "last.pt").is_file() and (ck / "best.pt").is_file()
     assert (tmp_path / "run" / "config.yaml").is_file()
-    state = torch.load(ck / "last.pt", weights_only=False)
+    state = torch.load(ck / "last.pt", weights_only=True)
     assert state["step"] == 30 and state["config"]["encoder_name"] == "mobilenet_v2"
     assert state["model_spec"]["image_size"] == 32 and state["model_spec"]["arch"] == "Unet"
     assert {"model", "optimizer", "scheduler", "rng", "stream"} <= set(state)
@@ -98,5 +98,71 @@ def test_live_synth_stream_run_stores_the_resolved_synth_config(tmp_path):
     s = train(_cfg(tmp_path, steps=2, batch_size=2, synth_config=str(scfg), backgrounds="procedural"))
     saved = SynthConfig.from_yaml(tmp_path / "run" / "synth_config.yaml")
     assert saved.size == 64 and saved.empty_prob == 0.5 and saved.shading is False
-    state = torch.load(s["last"], weights_only=False)
+    state = torch.load(s["last"], weights_only=True)
     assert state["synth_config"]["empty_prob"] == 0.5 and state["synth_config"]["size"] == 64
+
+
+def test_a_fresh_run_refuses_an_existing_run_folder_unless_overwrite(tmp_path):
+    train(_cfg(tmp_path, steps=2, image_size=32), producer=ToyDiscRenderer(32))
+    ck = tmp_path / "run" / "checkpoints"
+    (ck / ".tmp-last.pt-999").write_bytes(b"partial")  # what a killed save leaves
+    with pytest.raises(FileExistsError, match="--resume.*--overwrite"):
+        train(_cfg(tmp_path, steps=2, image_size=32), producer=ToyDiscRenderer(32))
+    assert (ck / "last.pt").is_file()
+    s = train(_cfg(tmp_path, steps=3, image_size=32, overwrite=True), producer=ToyDiscRenderer(32))
+    assert s["step"] == 3 and not list(ck.glob(".tmp-*"))
+    assert torch.load(ck / "last.pt", weights_only=True)["step"] == 3
+
+
+def test_sigterm_during_training_leaves_a_resumable_checkpoint(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    code = ("import sys; from train.config import TrainConfig; from train.toy import ToyDiscRenderer; "
+            "from train.trainer import train; "
+            f"train(TrainConfig(out={str(out)!r}, image_size=32, batch_size=2, steps=100000, num_workers=0, "
+            "eval_every=0, val_size=2, log_every=1, checkpoint_every=0, progress=False, threads=1), "
+            "producer=ToyDiscRenderer(32))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    log = out / "log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.is_file() and len(log.read_text().splitlines()) > 5):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode != 0, err
+    state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] >= 5
+    s = train(TrainConfig(out=str(out), image_size=32, batch_size=2, steps=state["step"] + 2, num_workers=0,
+                          eval_every=0, val_size=2, log_every=1, checkpoint_every=0, progress=False, resume="auto"),
+              producer=ToyDiscRenderer(32))
+    assert s["step"] == state["step"] + 2
+
+
+def _tiny_real_set(root, shade):
+    import cv2
+    import numpy as np
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    img = np.full((40, 50, 3), shade, np.uint8)
+    m = np.zeros((40, 50), np.uint8)
+    m[10:30, 20:26] = 255
+    cv2.imwrite(str(root / "images" / "a.png"), img)
+    cv2.imwrite(str(root / "masks" / "a.png"), m)
+
+
+def test_real_train_crops_join_batches_and_the_eval_set_must_differ(tmp_path):
+    from real_eval.calibrate import OverlapError
+
+    _tiny_real_set(tmp_path / "rt", 80)
+    _tiny_real_set(tmp_path / "ev", 160)
+    s = train(_cfg(tmp_path, steps=3, image_size=32, real_train=str(tmp_path / "rt"), real_fraction=0.5,
+                   real_dir=str(tmp_path / "ev")), producer=ToyDiscRenderer(32))
+    assert s["step"] == 3
+    with pytest.raises(OverlapError, match="--real-train"):
+        train(_cfg(tmp_path / "b", steps=2, image_size=32, real_train=str(tmp_path / "rt"),
+                   real_dir=str(tmp_path / "rt")), producer=ToyDiscRenderer(32))

@@ -37,22 +37,24 @@ class TrainConfig:
     # --- run / output -------------------------------------------------------------------------
     out: str = "runs/train"  # run directory: config.yaml, log.csv, checkpoints/, tb/
     resume: str | None = None  # checkpoint path, run dir, or "auto" (= OUT/checkpoints/last.pt)
+    overwrite: bool = False  # start afresh in an OUT that already holds a run (its checkpoints are deleted)
     seed: int = 0  # run seed; rank r trains on run_seed derived from (seed, r)
     device: str = "auto"  # 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:N'
 
     # --- model ----------------------------------------------------------------------------------
-    image_size: int = 256  # training side length, px (square samples)
-    arch: str = "Unet"  # smp architecture (real_eval.model_io.ARCHITECTURES)
-    encoder_name: str = "mobilenet_v2"  # smp encoder; fastest of those measured on CPU (see module doc)
+    image_size: int = 192  # training side length, px (square samples)
+    arch: str = "Unet"  # smp architecture: Unet, UnetPlusPlus, FPN, DeepLabV3Plus, Linknet, PSPNet, MAnet, PAN
+    encoder_name: str = "mobilenet_v2"  # smp encoder; the fastest per CPU-minute of those measured (bench/recipe.py)
+    decoder_width: int = 128  # channels of the coarsest U-Net decoder block, halved per finer block (256 = smp default)
     encoder_weights: str | None = None  # None (offline) or "imagenet" (downloads)
 
     # --- optimisation ---------------------------------------------------------------------------
-    batch_size: int = 8  # per rank
+    batch_size: int = 12  # per rank
     steps: int = 2000  # optimizer steps in total
-    lr: float = 1e-3  # peak learning rate (AdamW)
+    lr: float = 2e-3  # peak learning rate (AdamW)
     weight_decay: float = 1e-4  # AdamW decoupled weight decay (conv/linear weights only)
     warmup: int = 100  # linear warm-up steps, then cosine decay to min_lr_ratio * lr
-    min_lr_ratio: float = 0.01
+    min_lr_ratio: float = 0.01  # final learning rate of the cosine schedule, as a fraction of lr
     grad_clip: float = 1.0  # max global grad norm; 0 disables
 
     # --- loss -----------------------------------------------------------------------------------
@@ -66,24 +68,30 @@ class TrainConfig:
     ignore_index: int = 255  # mask value excluded from losses and metrics
 
     # --- data stream ----------------------------------------------------------------------------
-    num_workers: int = 2  # generator processes per rank; 0 renders in the trainer (deterministic)
+    num_workers: int = 1  # generator processes per rank; 0 renders in the trainer (deterministic)
+    threads: int = 0  # torch CPU threads; 0 = CPU cores minus num_workers, at least 1 (oversubscription is ~5x slower)
+    init: str | None = None  # checkpoint whose model weights start this run (fine-tuning); optimizer starts fresh
     buffer_size: int = 256  # shared-memory ring slots (samples) per rank
     max_reuse: int = 4  # a sample is drawn at most this often while fresh ones exist; 0 = unlimited
-    refresh_fraction: float = 0.0  # issue-2 mode: replace this fraction of the buffer ...
+    refresh_fraction: float = 0.0  # refresh mode: replace this fraction of the buffer ...
     refresh_every: int = 0  # ... every K steps (0 = off: workers replace used samples continuously)
     deterministic: bool = False  # batch at step t = samples t*B..t*B+B-1 (reproducible order, resume)
     data_dir: str | None = None  # follow a directory refreshed by an external `keysynth synth`
     synth_config: str | None = None  # SynthConfig YAML for the live generator (None = defaults)
-    backgrounds: str | None = None  # backgrounds.make_backgrounds spec; None = "default"
+    backgrounds: str | None = None  # background photos folder, or default | procedural | bundled (None = default)
+    key_source: str | None = None  # overrides the synth config's key_source: procedural | cut-out folder | mix "procedural:0.5,DIR:0.5"
 
     # --- evaluation -----------------------------------------------------------------------------
     eval_every: int = 500  # steps between evaluations (0 = only at the end)
     val_size: int = 64  # fixed synthetic validation samples (rendered once, separate run seed)
     real_dir: str | None = None  # real photo set (images/ + masks/) for IoU / Dice / boundary F1
+    real_train: str | None = None  # real annotated photos (any format) whose augmented crops join the batches
+    real_fraction: float = 0.1  # share of each batch taken from real_train crops (with real_train set)
+    allow_overlap: bool = False  # score real_dir photos that are also cut-out sources (refused by default)
 
     # --- performance ----------------------------------------------------------------------------
     amp: str = "auto"  # "auto" (bf16 on CUDA when supported, off on CPU), "bf16", "off"
-    channels_last: bool = True
+    channels_last: bool = True  # NHWC memory layout for convolutions (faster on CPU and tensor cores)
     compile: bool = False  # torch.compile the model
 
     # --- logging / checkpoints ------------------------------------------------------------------
@@ -105,12 +113,16 @@ class TrainConfig:
                 bad(name, "must be >= 1")
         if self.image_size % 32:
             bad("image_size", "must be a multiple of 32 (encoder downsampling); e.g. 256 or 512")
-        for name in ("warmup", "num_workers", "max_reuse", "refresh_every", "eval_every", "val_size",
+        if self.decoder_width < 8:
+            bad("decoder_width", "must be >= 8 (256 is smp's default U-Net decoder)")
+        for name in ("threads", "warmup", "num_workers", "max_reuse", "refresh_every", "eval_every", "val_size",
                      "checkpoint_every", "keep_last_n", "edge_thickness"):
             if getattr(self, name) < 0:
                 bad(name, "must be >= 0")
         if self.log_every < 1:
             bad("log_every", "must be >= 1")
+        if not 0.0 <= self.real_fraction <= 1.0:
+            bad("real_fraction", "must be in [0, 1] (share of each batch)")
         if not 0.0 <= self.refresh_fraction <= 1.0:
             bad("refresh_fraction", "must be in [0, 1]")
         if (self.refresh_every > 0) != (self.refresh_fraction > 0):

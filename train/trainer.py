@@ -23,6 +23,7 @@ import csv
 import logging
 import math
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -66,6 +67,8 @@ def make_producer(cfg: TrainConfig):
     scfg = synth.SynthConfig.from_yaml(cfg.synth_config) if cfg.synth_config else synth.SynthConfig.default()
     if scfg.size != cfg.image_size:
         scfg = dataclasses.replace(scfg, size=cfg.image_size)
+    if cfg.key_source:
+        scfg = dataclasses.replace(scfg, key_source=cfg.key_source)
     return synth.SampleRenderer(scfg, backgrounds=make_backgrounds(cfg.backgrounds or "default"))
 
 
@@ -95,6 +98,113 @@ def resolve_resume(resume: str | None, out: str) -> Path | None:
     if not p.is_file():
         raise FileNotFoundError(f"resume checkpoint {p} does not exist; pass --resume RUN_DIR or a .pt file")
     return p
+
+
+def cpu_threads(threads: int, num_workers: int) -> int:
+    """Torch intra-op threads for a CPU run: ``threads`` if > 0, else CPU cores (the ones this
+    process may use) minus generator workers, at least 1."""
+    if threads > 0:
+        return int(threads)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores - int(num_workers))
+
+
+def prepare_run_dir(ckpt_dir: Path, *, fresh: bool, overwrite: bool) -> None:
+    """Create ``ckpt_dir``; remove temp checkpoints a killed run left; for a fresh run refuse an
+    existing one (``FileExistsError`` naming the fix) unless ``overwrite``, which deletes its checkpoints."""
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    for tmp in ckpt_dir.glob(".tmp-*"):
+        tmp.unlink(missing_ok=True)
+    old = sorted(ckpt_dir.glob("*.pt"))
+    if fresh and old:
+        if not overwrite:
+            raise FileExistsError(f"{ckpt_dir.parent} already holds a training run ({old[0].name}); continue it "
+                                  f"with --resume, pick another --out, or pass --overwrite to start afresh")
+        for p in old:
+            p.unlink()
+
+
+def init_weights(model, path: str, device) -> None:
+    """Load only the model weights of checkpoint ``path`` (``weights_only`` load) into ``model``.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a keysynth checkpoint, or another architecture.
+    """
+    from real_eval.model_io import read_checkpoint
+
+    ckpt = read_checkpoint(path, device)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise ValueError(f"--init {path}: its weights do not fit this model ({str(exc).splitlines()[0]}); "
+                         f"use the same --arch, --encoder-name and --decoder-width as that run") from None
+
+
+def check_cutout_overlap(real_set, key_source: str, *, allow: bool = False) -> None:
+    """Refuse evaluation photos that a cut-out folder of ``key_source`` was cut from (the
+    ``source_hash`` column of its ``cutouts.jsonl``, written by ``keysynth cutouts``).
+
+    Raises:
+        real_eval.calibrate.OverlapError: a photo is shared and ``allow`` is False.
+    """
+    import json
+
+    from real_eval.calibrate import check_disjoint
+    from synth.keysources import parse_key_sources
+
+    for name, _ in parse_key_sources(key_source or "procedural"):
+        index = Path(name) / "cutouts.jsonl"
+        if not index.is_file():
+            continue
+        hashes = {}
+        for line in index.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if isinstance(row, dict) and row.get("source_hash"):
+                hashes[str(row["source_hash"])] = str(row.get("source", row.get("file", "?")))
+        shared = check_disjoint(real_set, hashes, f"the cut-out sources of {name}", allow=allow)
+        if shared:
+            log.warning("scoring %d real photo(s) that cut-outs were taken from: %s", len(shared), ", ".join(shared))
+
+
+def make_real_crops(cfg: TrainConfig, real_set):
+    """:class:`train.realcrops.RealCrops` of ``cfg.real_train`` (``None`` without it); refuses
+    photos shared with the evaluation set ``real_set`` unless ``cfg.allow_overlap``."""
+    if not cfg.real_train or cfg.real_fraction <= 0:
+        return None
+    from real_eval.calibrate import check_disjoint, content_hashes
+    from real_eval.dataset import load_real_set
+    from train.realcrops import RealCrops
+
+    photos = load_real_set(cfg.real_train)
+    if real_set:
+        check_disjoint(real_set, content_hashes(photos), f"--real-train {cfg.real_train}", allow=cfg.allow_overlap)
+    return RealCrops(photos, cfg.image_size, seed=derive_seed(cfg.seed, "real-crops"))
+
+
+def mix_real_crops(batch, crops, cfg: TrainConfig, step: int) -> None:
+    """Replace the first :func:`train.realcrops.crops_per_batch` samples of ``batch`` by real crops."""
+    from train.realcrops import crops_per_batch
+
+    for j in range(min(len(batch.image), crops_per_batch(len(batch.image), cfg.real_fraction, step))):
+        batch.image[j], batch.mask[j] = crops.crop(step, j)
+        if batch.dist is not None:
+            from train.distmaps import signed_distance_map
+
+            batch.dist[j] = signed_distance_map(batch.mask[j], cfg.ignore_index)
+
+
+def _sigterm_as_interrupt():
+    """In the main thread, make SIGTERM raise ``KeyboardInterrupt`` (so a terminated run saves a
+    checkpoint like Ctrl-C does); returns the previous handler, or ``None`` off the main thread."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _csv_start(path: Path, resume_step: int | None) -> None:
@@ -152,16 +262,21 @@ def train(config: TrainConfig, *, producer=None, should_stop: Callable[[int], bo
     if cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()):
         amp_dtype = torch.bfloat16
 
+    if device.type == "cpu":
+        torch.set_num_threads(cpu_threads(cfg.threads, cfg.num_workers))
     out = Path(cfg.out)
     ckpt_dir = out / "checkpoints"
+    resume_path = resolve_resume(cfg.resume, cfg.out)
     if is_main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        prepare_run_dir(ckpt_dir, fresh=resume_path is None, overwrite=cfg.overwrite)
         cfg.to_yaml(out / "config.yaml")
 
     # ---- model, optimiser, schedule ------------------------------------------------------------
-    model_spec = default_model_spec(arch=cfg.arch, encoder_name=cfg.encoder_name,
-                                    encoder_weights=cfg.encoder_weights, image_size=cfg.image_size)
+    model_spec = default_model_spec(arch=cfg.arch, encoder_name=cfg.encoder_name, encoder_weights=cfg.encoder_weights,
+                                    image_size=cfg.image_size, decoder_width=cfg.decoder_width)
     model = build_model(model_spec).to(device)
+    if cfg.init and cfg.resume is None:
+        init_weights(model, cfg.init, device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     decay = [p for p in model.parameters() if p.ndim >= 2]  # no weight decay on norms / biases
@@ -174,9 +289,10 @@ def train(config: TrainConfig, *, producer=None, should_stop: Callable[[int], bo
 
     # ---- resume ----------------------------------------------------------------------------------
     step, best_score, stream_state = 0, -1.0, None
-    resume_path = resolve_resume(cfg.resume, cfg.out)
     if resume_path is not None:
-        ckpt = torch.load(resume_path, map_location=device, weights_only=False)
+        from real_eval.model_io import read_checkpoint
+
+        ckpt = read_checkpoint(resume_path, device)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -231,10 +347,14 @@ def train(config: TrainConfig, *, producer=None, should_stop: Callable[[int], bo
     writer = None
     history: list[dict] = []
     metrics: dict[str, float] = {}
+    old_sigterm = _sigterm_as_interrupt()
     try:
         # ---- evaluation sets (rank 0) -------------------------------------------------------------
         val_set = render_val_set(val_producer, cfg.val_size, val_seed) if is_main and val_producer is not None else []
         real_set = load_real_samples(cfg.real_dir) if is_main and cfg.real_dir else []
+        if real_set and synth_config_dict:
+            check_cutout_overlap(real_set, synth_config_dict.get("key_source", ""), allow=cfg.allow_overlap)
+        real_crops = make_real_crops(cfg, real_set)
         if is_main:
             _csv_start(out / "log.csv", step if resume_path is not None else None)
             if cfg.tensorboard:
@@ -295,6 +415,8 @@ def train(config: TrainConfig, *, producer=None, should_stop: Callable[[int], bo
         stopped_early = False
         while step < cfg.steps:
             batch = stream.next_batch()
+            if real_crops is not None:
+                mix_real_crops(batch, real_crops, cfg, step)
             win_wait += batch.wait_s
             win_imgs += len(batch.index)
             win_stalled += int(batch.stalled)
@@ -374,6 +496,8 @@ def train(config: TrainConfig, *, producer=None, should_stop: Callable[[int], bo
             checkpoint(step, metrics)  # so that `--resume` continues from here
         raise
     finally:
+        if old_sigterm is not None:
+            signal.signal(signal.SIGTERM, old_sigterm)
         stream.close()
         if writer is not None:
             writer.close()

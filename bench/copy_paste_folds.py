@@ -1,0 +1,172 @@
+"""Copy-paste of real cut-outs vs procedural keys only, judged with grouped folds on a real set.
+
+Every variant trains the same model for the same steps (optionally starting from ``--init``, a
+synthetic-only checkpoint, so a short CPU budget measures what the variant adds):
+
+- ``synthetic``       procedural keys only (uses no real photo: one run, scored on every photo);
+- ``mixed``           each key is procedural or a real cut-out, 50/50;
+- ``cutouts_only``    real cut-outs only;
+- ``mixed_hard``      ``mixed`` with hard-edged pastes only (no feathering, motion or Poisson);
+- ``mixed_no_relight``  ``mixed`` without re-lighting the cut-outs to the scene.
+
+The cut-out variants run once per fold (:func:`real_eval.folds.grouped_folds`): the cut-outs come
+from the photos of the other groups (``keysynth cutouts``), and only the held-out group is scored,
+so a key is never scored on a photo of itself. Each photo's IoU (at the model's 0.5 threshold, the
+default strategy) is pooled over folds; the table gives the mean over photos with a bootstrap
+interval, and the paired-bootstrap interval of the difference to ``synthetic``. Finished runs keep
+their ``result.json``, so a killed bench resumes.
+
+Usage::
+
+    python bench/copy_paste_folds.py --real ../shared/data/real_keys_dev \\
+        --backgrounds ../shared/data/backgrounds --init models/keysynth-unet --steps 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+VARIANTS = {
+    "synthetic": {"source": None},
+    "mixed": {"source": 0.5},
+    "cutouts_only": {"source": 1.0},
+    "mixed_hard": {"source": 0.5, "synth": {"cutout_blend_weights": (1.0, 0.0, 0.0, 0.0)}},
+    "mixed_no_relight": {"source": 0.5, "synth": {"cutout_relight": False}},
+}
+
+
+def _cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _init_checkpoint(init: str | None, out: Path) -> str | None:
+    """A model folder becomes a weights-only .pt the trainer's --init reads."""
+    if not init:
+        return None
+    from real_eval.model_io import is_model_dir, load_checkpoint
+
+    if not is_model_dir(init):
+        return init
+    import torch
+
+    path = out / "init.pt"
+    if not path.is_file():
+        model, spec = load_checkpoint(init)
+        torch.save({"model": model.state_dict(), "model_spec": {k: v for k, v in spec.items()
+                                                                 if k in ("arch", "encoder_name", "image_size",
+                                                                          "decoder_width", "mean", "std",
+                                                                          "in_channels", "classes")}}, path)
+    return str(path)
+
+
+def run_one(variant: str, fold: str, held: list[str], train_names: list[str], samples: dict, seed: int, args) -> dict:
+    from real_eval.evaluate import evaluate_model
+    from real_eval.extract_cutouts import extract_cutouts
+    from real_eval.model_io import load_checkpoint
+    from synth import SynthConfig
+    from train.config import TrainConfig
+    from train.trainer import train
+
+    out = Path(args.out) / f"{variant}-s{seed}" / fold
+    done = out / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    spec = VARIANTS[variant]
+    key_source = "procedural"
+    if spec["source"] is not None:
+        cuts = out / "cutouts"
+        if not (cuts / "cutouts.jsonl").is_file():
+            extract_cutouts([samples[n] for n in train_names], cuts, overwrite=True)
+        w = spec["source"]
+        key_source = str(cuts) if w >= 1.0 else f"procedural:{1 - w},{cuts}:{w}"
+    synth_yaml = out / "synth.yaml"
+    SynthConfig.default().replace(size=args.size, key_source=key_source, **spec.get("synth", {})).to_yaml(synth_yaml)
+    init = _init_checkpoint(args.init, Path(args.out))
+    cfg = TrainConfig(out=str(out), seed=seed, device="cpu", image_size=args.size, steps=args.steps,
+                      batch_size=args.batch_size, lr=args.lr, warmup=max(1, args.steps // 10), num_workers=1,
+                      backgrounds=args.backgrounds, synth_config=str(synth_yaml), eval_every=0, val_size=8,
+                      checkpoint_every=max(50, args.steps // 4), progress=False, init=init,
+                      resume="auto" if (out / "checkpoints" / "last.pt").is_file() else None)
+    t0, c0 = time.perf_counter(), _cpu_s()
+    summary = train(cfg)
+    model, mspec = load_checkpoint(summary["last"], "cpu")
+    res = evaluate_model(model, mspec, [samples[n] for n in held], device="cpu", n_boot=0)
+    row = {"variant": variant, "seed": seed, "fold": fold, "held_out": held, "steps": summary["step"],
+           "wall_s": time.perf_counter() - t0, "cpu_s": _cpu_s() - c0, "key_source": key_source,
+           "iou": {r["name"]: r["iou"] for r in res["per_image"]},
+           "boundary_f1": {r["name"]: r["boundary_f1"] for r in res["per_image"]}}
+    tmp = done.with_name(".tmp-result.json")
+    tmp.write_text(json.dumps(row, indent=2))
+    os.replace(tmp, done)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    from real_eval.dataset import load_real_set
+    from real_eval.folds import grouped_folds, mean_interval, paired_bootstrap
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--real", required=True, help="real annotated set (any supported format)")
+    shared_bg = ROOT.parent / "shared" / "data" / "backgrounds"
+    p.add_argument("--backgrounds", default=str(shared_bg) if shared_bg.is_dir() else "default")
+    p.add_argument("--init", default=None, help="checkpoint or model folder every run starts from (default: scratch)")
+    p.add_argument("--out", default="runs/copy_paste_folds")
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--batch-size", type=int, default=12)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--size", type=int, default=192)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--variants", nargs="+", default=["synthetic", "mixed"], choices=list(VARIANTS))
+    args = p.parse_args(argv)
+
+    samples = {s.name: s for s in load_real_set(args.real)}
+    names = sorted(samples)
+    folds = grouped_folds(names)
+    per_variant: dict[str, dict] = {}
+    for variant in args.variants:
+        for seed in args.seeds:
+            plan = [("all", names, [])] if VARIANTS[variant]["source"] is None else folds
+            rows = []
+            for fold, held, rest in plan:
+                print(f"[folds] {variant} seed {seed} fold {fold} ({len(rest)} training photos) ...", flush=True)
+                rows.append(run_one(variant, fold, held, rest, samples, seed, args))
+            iou = {n: v for r in rows for n, v in r["iou"].items()}
+            per_variant.setdefault(variant, {"iou": {}, "cpu_s": 0.0})
+            per_variant[variant]["iou"][seed] = [iou[n] for n in names]
+            per_variant[variant]["cpu_s"] += sum(r["cpu_s"] for r in rows)
+    print(f"\n{len(names)} photos in {len(folds)} groups; {args.steps} steps x batch {args.batch_size} at "
+          f"{args.size} px per run, seeds {args.seeds}, init {args.init or 'scratch'}\n")
+    print("| variant | mean IoU over photos and seeds [95% CI] | difference to synthetic [paired 95% CI] | CPU-min |")
+    print("|---|---|---|---|")
+    base = per_variant.get("synthetic")
+    for variant, d in per_variant.items():
+        flat = [v for s in args.seeds for v in d["iou"][s]]
+        m, lo, hi = mean_interval(flat)
+        diff = ""
+        if base is not None and variant != "synthetic":
+            bflat = [v for s in args.seeds for v in base["iou"][s]]
+            dm, dlo, dhi = paired_bootstrap(flat, bflat)
+            diff = f"{dm:+.3f} [{dlo:+.3f}, {dhi:+.3f}]"
+        print(f"| {variant} | {m:.3f} [{lo:.3f}, {hi:.3f}] | {diff} | {d['cpu_s'] / 60:.0f} |")
+    print("\nper photo (mean over seeds):")
+    print("| photo | " + " | ".join(per_variant) + " |")
+    print("|---|" + "---|" * len(per_variant))
+    for i, n in enumerate(names):
+        vals = [sum(d["iou"][s][i] for s in args.seeds) / len(args.seeds) for d in per_variant.values()]
+        print(f"| {n} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+    (Path(args.out) / "summary.json").write_text(json.dumps(per_variant, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""Calibrate a model's decision threshold and inference strategy on a real annotated set.
+
+The model outputs a key probability per pixel; the threshold that turns it into a mask, and the
+strategy that runs the model over a photo of any size (:mod:`real_eval.strategies`), decide the
+real-photo IoU as much as the weights do. :func:`calibrate` predicts every photo once per
+strategy, reads the mean IoU at every threshold on a 0.05 grid off the per-photo probability
+histograms (:func:`real_eval.evaluate.evaluate_model`'s sweep: exact for those thresholds), and
+returns the pair with the highest mean IoU over photos (ties: the threshold nearest 0.5, then the
+strategy listed first in :data:`real_eval.strategies.STRATEGIES`).
+
+Calibration and test photos must differ, or the test figure is tuned to the test set: the model
+keeps the SHA-256 of every calibration photo's pixels (:func:`content_hashes`), and evaluation
+refuses a set that shares one (:func:`check_disjoint`) unless told to allow it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["calibrate", "content_hash", "content_hashes", "check_disjoint", "OverlapError"]
+
+
+class OverlapError(ValueError):
+    """Two sets that must be disjoint (calibration / training vs evaluation) share a photo."""
+
+
+def content_hash(image: np.ndarray) -> str:
+    """SHA-256 hex digest of a uint8 (H, W, 3) image's shape and pixels (format- and name-independent)."""
+    arr = np.ascontiguousarray(image)
+    h = hashlib.sha256(f"{arr.dtype}{arr.shape}".encode())
+    h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def content_hashes(samples: Sequence) -> dict[str, str]:
+    """``{content_hash(sample.image): sample name}`` for samples with ``name`` and ``image``."""
+    return {content_hash(s.image): s.name for s in samples}
+
+
+def check_disjoint(samples: Sequence, hashes: dict[str, str] | Sequence[str], what: str, *, allow: bool = False) -> list[str]:
+    """Names of ``samples`` whose pixels are in ``hashes``; raises unless ``allow``.
+
+    Args:
+        samples: the evaluation set (``name``, ``image``).
+        hashes: content hashes of the other set (a dict hash -> name, or a list of hashes).
+        what: the other set, for the message (e.g. ``"the model's calibration set"``).
+        allow: return the overlap instead of raising.
+
+    Raises:
+        OverlapError: an evaluation photo is also in the other set; the message names it and the fix.
+    """
+    names = hashes if isinstance(hashes, dict) else {h: "?" for h in hashes}
+    shared = [(s.name, names[h]) for s in samples if (h := content_hash(s.image)) in names]
+    if shared and not allow:
+        first = ", ".join(f"{a} (= {b})" for a, b in shared[:3])
+        raise OverlapError(f"{len(shared)} evaluation photo(s) are also in {what}: {first}; evaluate on other "
+                           f"photos, or pass --allow-overlap to score them anyway (the figure is then optimistic)")
+    return [a for a, _ in shared]
+
+
+def calibrate(model, model_spec: dict[str, Any], samples: Sequence, *, strategies: Sequence[str] | None = None,
+              device: str = "cpu", progress: bool = False) -> dict[str, Any]:
+    """Pick the (threshold, strategy) pair with the highest mean IoU over ``samples``.
+
+    Args:
+        model: torch module returning logits (N, 1, h, w).
+        model_spec: its spec (``image_size``, ``mean``, ``std``).
+        samples: real photos with ``name``, ``image`` uint8 (H, W, 3) RGB, ``mask`` uint8 {0, 1, 255}.
+        strategies: names from :data:`real_eval.strategies.STRATEGIES` (default: all).
+
+    Returns:
+        ``{"threshold": float, "strategy": str, "mean_iou": float, "table": [{"strategy",
+        "threshold", "mean_iou", "micro_iou"} per strategy], "hashes": [content hashes],
+        "n_images": int}``.
+
+    Raises:
+        ValueError: empty ``samples`` or an unknown strategy name.
+    """
+    from real_eval.evaluate import evaluate_model
+    from real_eval.strategies import STRATEGIES, get_strategy
+
+    if not samples:
+        raise ValueError("calibration set holds no photos; pass a folder of annotated key photos")
+    names = list(strategies or STRATEGIES)
+    for n in names:
+        get_strategy(n)  # raises with the valid names
+    table = []
+    for name in names:
+        res = evaluate_model(model, model_spec, samples, device=device, strategy=name, n_boot=0, progress=progress)
+        sw = res["sweep"]
+        thr = np.asarray(sw["thresholds"], float)
+        miou = np.nan_to_num(np.asarray(sw["mean_iou"], float), nan=-1.0)
+        best = max(range(len(thr)), key=lambda i: (round(miou[i], 12), -abs(thr[i] - 0.5)))
+        table.append({"strategy": name, "threshold": float(thr[best]), "mean_iou": float(miou[best]),
+                      "micro_iou": float(sw["micro_iou"][best])})
+    top = max(table, key=lambda r: (round(r["mean_iou"], 12), -names.index(r["strategy"])))
+    return {"threshold": top["threshold"], "strategy": top["strategy"], "mean_iou": top["mean_iou"], "table": table,
+            "hashes": sorted(content_hashes(samples)), "n_images": len(samples)}
