@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "train.commands",      # train
     "real_eval.commands",  # eval, convert, predict, export
     "keysynth.demo",       # demo
+    "keysynth.stats",      # stats
 )
 
 
