@@ -109,7 +109,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from real_eval.convert import convert_dataset
 
-    summary = convert_dataset(args.src, args.out, to=args.to, fmt=args.src_format, classes=_classes(args.classes))
+    summary = convert_dataset(args.src, args.out, to=args.to, fmt=args.src_format, classes=_classes(args.classes),
+                              overwrite=args.overwrite)
     print(json.dumps(summary))
     return 0
 
@@ -123,8 +124,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print(f"model: {_model_name(args, spec)}; {_decision(args, spec)}")
     recs = predict_files(args.photos, model, spec, args.out, strategy=args.strategy, threshold=args.threshold,
                          device=device, progress=not args.quiet)
-    print(f"wrote {len(recs)} masks to {args.out}/masks and RGBA cut-outs to {args.out}/cutouts")
-    return 0
+    failed = [r for r in recs if "error" in r]
+    print(f"wrote {len(recs) - len(failed)} masks to {args.out}/masks and RGBA cut-outs to {args.out}/cutouts")
+    for r in failed:
+        print(f"keysynth predict: error: {r['photo']}: {r['error']}", file=sys.stderr)
+    if failed:
+        print(f"keysynth predict: {len(failed)} of {len(recs)} photos could not be read (listed above); "
+              "fix or remove them and re-run", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -206,6 +213,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--from", dest="src_format", default=None, help="source format (default: auto-detect)")
     p.add_argument("--classes", default=None, help="comma-separated key class names (default: key-like names)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files in --out that this conversion writes (refused by default)")
     p.set_defaults(func=cmd_convert)
 
     p = subparsers.add_parser("predict", help="segment keys in photos: 0/255 masks + RGBA cut-outs",

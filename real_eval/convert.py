@@ -18,6 +18,9 @@ Output ``--to coco``::
                            ``iscrowd`` 0, ``area``/``bbox`` computed from the RLE.
 
 Every file is written to a temporary name and moved into place with ``os.replace`` (atomic).
+Every output name is a checked sample name (:func:`real_eval.dataset.check_sample_name`) and every
+output path must resolve inside ``OUT`` (:func:`real_eval.dataset.output_file`). Files of ``OUT``
+that the conversion would replace are refused unless ``overwrite`` (``--overwrite``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from real_eval.dataset import IMAGE_EXTENSIONS, RealSample, load_real_set
+from real_eval.dataset import IMAGE_EXTENSIONS, RealSample, load_real_set, output_file
 from real_eval.predict import atomic_write_png
 
 __all__ = ["convert_dataset", "write_mask_folder", "write_coco", "TARGETS"]
@@ -38,18 +41,60 @@ __all__ = ["convert_dataset", "write_mask_folder", "write_coco", "TARGETS"]
 TARGETS = ("masks", "coco")
 
 
-def _copy_image(s: RealSample, images_dir: Path) -> str:
-    images_dir.mkdir(parents=True, exist_ok=True)
+def _image_file_name(s: RealSample) -> str:
+    """``NAME.ext`` of the copied image: the source's extension, or ``.png`` for embedded images."""
     src = Path(s.source) if s.source else None
     if src is not None and src.is_file() and src.suffix.lower() in IMAGE_EXTENSIONS:
-        dst = images_dir / f"{s.name}{src.suffix.lower()}"
+        return f"{s.name}{src.suffix.lower()}"
+    return f"{s.name}.png"
+
+
+def _copy_image(s: RealSample, out: Path) -> str:
+    """Copy the sample's image file byte for byte (or encode an embedded one as PNG) into
+    ``out/images``; returns the file name written."""
+    src = Path(s.source) if s.source else None
+    dst = output_file(out, "images", _image_file_name(s))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if src is not None and src.is_file() and src.suffix.lower() in IMAGE_EXTENSIONS:
         tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
         shutil.copyfile(src, tmp)
         os.replace(tmp, dst)
     else:
-        dst = images_dir / f"{s.name}.png"
         atomic_write_png(dst, s.image)
     return dst.name
+
+
+def _planned(samples: list[RealSample], out: Path, to: str) -> tuple[list[Path], list[Path]]:
+    """(files the conversion writes, stale files it must remove): every path checked to stay in ``out``.
+
+    Stale files are outputs of an earlier conversion that would corrupt the new set: an
+    ``ignore/NAME.png`` for a photo that now has no ignore region, an ``images/NAME.ext`` with
+    another extension than the one written now.
+    """
+    writes, stale = [], []
+    for s in samples:
+        img = _image_file_name(s)
+        writes.append(output_file(out, "images", img))
+        stale += [output_file(out, "images", f"{s.name}{e}") for e in IMAGE_EXTENSIONS if f"{s.name}{e}" != img]
+        if to == "masks":
+            writes.append(output_file(out, "masks", f"{s.name}.png"))
+            ign = output_file(out, "ignore", f"{s.name}.png")
+            (writes if (s.mask == 255).any() else stale).append(ign)
+    if to == "coco":
+        writes.append(output_file(out, None, "annotations.json"))
+    return writes, [p for p in stale if p.exists()]
+
+
+def _check_out(samples: list[RealSample], out: Path, to: str, overwrite: bool) -> None:
+    """Refuse to replace existing files in ``out`` unless ``overwrite``; with it, remove stale outputs."""
+    writes, stale = _planned(samples, out, to)
+    clash = [p for p in writes if p.exists()] + stale
+    if clash and not overwrite:
+        shown = ", ".join(str(p.relative_to(out)) for p in clash[:5]) + (", ..." if len(clash) > 5 else "")
+        raise FileExistsError(f"--out {out} already holds {len(clash)} file(s) this conversion would overwrite or "
+                              f"invalidate ({shown}); pass --overwrite to replace them, or choose an empty --out folder")
+    for p in stale:
+        p.unlink()
 
 
 def write_mask_folder(samples: list[RealSample], out: str | os.PathLike) -> dict[str, Any]:
@@ -57,12 +102,12 @@ def write_mask_folder(samples: list[RealSample], out: str | os.PathLike) -> dict
     out = Path(out)
     n_ignore = 0
     for s in samples:
-        _copy_image(s, out / "images")
-        atomic_write_png(out / "masks" / f"{s.name}.png", np.where(s.mask == 1, 255, 0).astype(np.uint8))
+        _copy_image(s, out)
+        atomic_write_png(output_file(out, "masks", f"{s.name}.png"), np.where(s.mask == 1, 255, 0).astype(np.uint8))
         ign = s.mask == 255
         if ign.any():
             n_ignore += 1
-            atomic_write_png(out / "ignore" / f"{s.name}.png", np.where(ign, 255, 0).astype(np.uint8))
+            atomic_write_png(output_file(out, "ignore", f"{s.name}.png"), np.where(ign, 255, 0).astype(np.uint8))
     return {"to": "masks", "out": str(out), "n_images": len(samples), "n_with_ignore": n_ignore}
 
 
@@ -81,7 +126,7 @@ def write_coco(samples: list[RealSample], out: str | os.PathLike) -> dict[str, A
     out = Path(out)
     images, anns = [], []
     for i, s in enumerate(samples, start=1):
-        fname = _copy_image(s, out / "images")
+        fname = _copy_image(s, out)
         h, w = s.mask.shape
         images.append({"id": i, "file_name": fname, "height": int(h), "width": int(w)})
         for cat, region in ((1, s.mask == 1), (2, s.mask == 255)):
@@ -91,7 +136,7 @@ def write_coco(samples: list[RealSample], out: str | os.PathLike) -> dict[str, A
            "categories": [{"id": 1, "name": "key", "supercategory": "key"},
                           {"id": 2, "name": "__ignore__", "supercategory": "ignore"}]}
     out.mkdir(parents=True, exist_ok=True)
-    dst = out / "annotations.json"
+    dst = output_file(out, None, "annotations.json")
     tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
     tmp.write_text(json.dumps(doc), encoding="utf-8")
     os.replace(tmp, dst)
@@ -99,15 +144,24 @@ def write_coco(samples: list[RealSample], out: str | os.PathLike) -> dict[str, A
 
 
 def convert_dataset(src: str | os.PathLike, out: str | os.PathLike, *, to: str = "masks", fmt: str | None = None,
-                    classes: tuple[str, ...] | None = None) -> dict[str, Any]:
+                    classes: tuple[str, ...] | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Read ``src`` (format ``fmt`` or auto-detected, key classes ``classes``) and write ``out``.
 
+    Every sample is read and checked before the first file is written. ``out`` may hold other
+    files, but none that this conversion writes (``images/NAME.*``, ``masks/NAME.png``,
+    ``ignore/NAME.png``, ``annotations.json``) unless ``overwrite``; with ``overwrite`` an
+    earlier conversion's ``ignore/NAME.png`` / ``images/NAME.other-ext`` that would no longer
+    match is removed.
+
     Raises:
-        ValueError: unknown target (lists :data:`TARGETS`), ``out`` equal to ``src``, reader errors.
+        ValueError: unknown target (lists :data:`TARGETS`), ``out`` equal to ``src``, reader errors,
+            an output path resolving outside ``out``.
+        FileExistsError: ``out`` holds files the conversion would overwrite and not ``overwrite``.
     """
     if to not in TARGETS:
         raise ValueError(f"unknown target {to!r}; valid names: {', '.join(TARGETS)}")
-    if Path(out).absolute() == Path(src).absolute():
+    if os.path.realpath(out) == os.path.realpath(src):
         raise ValueError(f"--out {out} is the source folder; write the converted set elsewhere")
     samples = load_real_set(src, fmt=fmt, classes=classes)
+    _check_out(samples, Path(out), to, overwrite)
     return write_mask_folder(samples, out) if to == "masks" else write_coco(samples, out)

@@ -25,9 +25,49 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["RealSample", "load_real_set", "read_image_rgb", "IMAGE_EXTENSIONS"]
+__all__ = ["RealSample", "load_real_set", "read_image_rgb", "IMAGE_EXTENSIONS", "check_sample_name", "output_file"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def check_sample_name(name: object) -> str:
+    """Return ``name`` when it is a file-name-safe sample name, else raise ValueError.
+
+    Safe: a non-empty ``str``, not ``.`` or ``..``, without ``/``, ``\\``, NUL or other control
+    characters, at most 240 UTF-8 bytes, so ``DIR / f"{name}.png"`` always names a file directly
+    inside ``DIR``.
+    """
+    if not isinstance(name, str) or not name or name in (".", ".."):
+        raise ValueError(f"sample name {name!r} is not a usable file name; names must be non-empty and not '.'/'..'")
+    bad = sorted({c for c in name if c in "/\\" or ord(c) < 32 or ord(c) == 127})
+    if bad:
+        raise ValueError(f"sample name {name!r} holds {', '.join(map(repr, bad))}; names must be plain file names "
+                         "(build them with real_eval.readers.base.sample_name)")
+    if len(name.encode("utf-8")) > 240:
+        raise ValueError(f"sample name {name[:40]!r}... is {len(name.encode('utf-8'))} bytes long; shorten the image "
+                         "path or file name (names may have at most 240 bytes)")
+    return name
+
+
+def output_file(out_dir: str | os.PathLike, subdir: str | None, file_name: str) -> Path:
+    """``out_dir/subdir/file_name``, checked to stay inside ``out_dir``.
+
+    ``file_name`` must be one plain file name (no separators, not ``.``/``..``); the folder it lands
+    in, with symlinks resolved (``os.path.realpath``), must lie inside ``out_dir`` (also resolved),
+    so neither a crafted name nor a symlinked sub-folder can send a write elsewhere.
+
+    Raises:
+        ValueError: the name is not a plain file name, or the path resolves outside ``out_dir``.
+    """
+    check_sample_name(file_name)
+    out_dir = Path(out_dir)
+    path = (out_dir / subdir / file_name) if subdir else (out_dir / file_name)
+    top = os.path.realpath(out_dir)
+    real = os.path.realpath(path)
+    if not real.startswith(top.rstrip(os.sep) + os.sep):
+        raise ValueError(f"output {path} resolves to {real}, outside the output folder {out_dir}; "
+                         "remove the symlink or choose another --out")
+    return path
 
 
 @dataclass
@@ -42,6 +82,10 @@ class RealSample:
         source: path of the image file it came from (``None`` for images embedded in the
             annotation, e.g. labelme ``imageData``).
         meta: free-form JSON-serialisable details (format, annotation file, ...).
+
+    Raises:
+        ValueError: a name that is not a plain file name (:func:`check_sample_name`), or an
+            image / mask of the wrong dtype, shape or values.
     """
 
     name: str
@@ -51,6 +95,7 @@ class RealSample:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_sample_name(self.name)
         img, msk = self.image, self.mask
         if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3):
             raise ValueError(f"sample {self.name!r}: image must be uint8 (H, W, 3) RGB, got "

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from real_eval.dataset import output_file
 from real_eval.metrics import IGNORE, METRIC_NAMES, image_metrics, region_metrics, summarize
 from real_eval.predict import atomic_write_png, predict_probs
 from real_eval.strategies import DEFAULT_STRATEGY
@@ -149,8 +150,8 @@ def evaluate_model(model, model_spec: dict[str, Any], samples: Sequence, *, devi
             pos_h.append(np.histogram(prob[s.mask == 1], bins=edges)[0])
             neg_h.append(np.histogram(prob[s.mask == 0], bins=edges)[0])
             if out_path is not None:
-                atomic_write_png(out_path / "overlays" / f"{s.name}.png", make_overlay(s.image, s.mask, pred))
-                atomic_write_png(out_path / "probs" / f"{s.name}.png", np.round(prob * 255).astype(np.uint8))
+                atomic_write_png(output_file(out_path, "overlays", f"{s.name}.png"), make_overlay(s.image, s.mask, pred))
+                atomic_write_png(output_file(out_path, "probs", f"{s.name}.png"), np.round(prob * 255).astype(np.uint8))
     finally:
         model.train(was_training)
     result = {

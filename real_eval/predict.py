@@ -14,16 +14,17 @@ measurement on real photos).
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
-from real_eval.dataset import IMAGE_EXTENSIONS, read_image_rgb
+from real_eval.dataset import IMAGE_EXTENSIONS, output_file, read_image_rgb
 from real_eval.model_io import to_input_tensor
 
-__all__ = ["predict_resize", "predict_resize_batch", "predict_probs", "predict_files",
+__all__ = ["predict_resize", "predict_resize_batch", "predict_probs", "predict_files", "output_names",
            "atomic_write_png", "cutout_rgba"]
 
 
@@ -115,6 +116,7 @@ def cutout_rgba(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _expand_photos(photos: Sequence[str | os.PathLike]) -> list[Path]:
+    """Photo files of ``photos`` (files, or folders searched recursively), each file once."""
     files: list[Path] = []
     for p in map(Path, photos):
         if p.is_dir():
@@ -123,28 +125,70 @@ def _expand_photos(photos: Sequence[str | os.PathLike]) -> list[Path]:
             files.append(p)
         else:
             raise FileNotFoundError(f"photo {p} does not exist")
+    seen: set[str] = set()
+    files = [f for f in files if not (os.path.realpath(f) in seen or seen.add(os.path.realpath(f)))]
     if not files:
         raise ValueError(f"no photos found in {', '.join(map(str, photos))} ({', '.join(IMAGE_EXTENSIONS)})")
     return files
 
 
+def output_names(files: Sequence[Path]) -> list[str]:
+    """Unique, file-name-safe output names for ``files`` (``masks/NAME.png``, ``cutouts/NAME.png``).
+
+    A photo's name is its stem; photos whose stems collide (compared case-insensitively, as on
+    macOS / Windows file systems), e.g. ``photo.jpg`` and ``photo.png``, keep their extension
+    (``photo.jpg``, ``photo.png``); names that still collide (the same file name in two folders)
+    get the parent folder's name in front (``a__photo.jpg``), and any clash left gets ``__2``,
+    ``__3``, ... Separators and control characters in a name become ``_``.
+    """
+    from real_eval.readers.base import sample_name
+
+    files = [Path(f) for f in files]
+    names = [f.stem for f in files]
+    for rule in (lambda f: f.name, lambda f: f"{f.parent.name}__{f.name}"):
+        counts = Counter(n.lower() for n in names)
+        names = [rule(f) if counts[n.lower()] > 1 else n for f, n in zip(files, names)]
+    taken: set[str] = set()
+    out = []
+    for n in (sample_name([n]) or "photo" for n in names):
+        cand, k = n, 2
+        while cand.lower() in taken:
+            cand, k = f"{n}__{k}", k + 1
+        taken.add(cand.lower())
+        out.append(cand)
+    return out
+
+
 def predict_files(photos: Sequence[str | os.PathLike], model, model_spec: dict[str, Any], out_dir: str | os.PathLike, *,
                   strategy: str | None = None, threshold: float = 0.5, device: str = "cpu", progress: bool = True) -> list[dict]:
-    """Predict photos (files or folders, any size) and write ``out_dir/masks/NAME.png`` (0/255)
-    and ``out_dir/cutouts/NAME.png`` (RGBA, alpha = key). Returns one record per photo."""
+    """Predict photos (files or folders, any size) and write ``out_dir/masks/NAME.png`` (uint8
+    0/255) and ``out_dir/cutouts/NAME.png`` (RGBA, alpha = key); NAME from :func:`output_names`
+    (unique per photo). A photo that cannot be read is skipped and the others are still predicted.
+
+    Returns:
+        One record per photo, in input order: ``photo``, ``name``, and ``height``, ``width``,
+        ``key_share`` when written, or ``error`` (the reason) when the photo could not be read.
+
+    Raises:
+        FileNotFoundError: a given photo path does not exist.
+        ValueError: no photos found, or an output path that would resolve outside ``out_dir``.
+    """
     from tqdm import tqdm
 
     files = _expand_photos(photos)
-    stems = [f.stem for f in files]
     out_dir = Path(out_dir)
     records = []
-    for f in tqdm(files, desc="predict", unit="photo", disable=not progress):
-        name = f.stem if stems.count(f.stem) == 1 else f"{f.parent.name}__{f.stem}"
-        image = read_image_rgb(f)
+    for f, name in tqdm(list(zip(files, output_names(files))), desc="predict", unit="photo", disable=not progress):
+        mask_path, cut_path = output_file(out_dir, "masks", f"{name}.png"), output_file(out_dir, "cutouts", f"{name}.png")
+        try:
+            image = read_image_rgb(f)
+        except (OSError, ValueError, cv2.error) as exc:
+            records.append({"photo": str(f), "name": name, "error": str(exc)})
+            continue
         prob = predict_probs(model, model_spec, image, strategy=strategy, device=device)
         key = prob >= threshold
-        atomic_write_png(out_dir / "masks" / f"{name}.png", np.where(key, 255, 0).astype(np.uint8))
-        atomic_write_png(out_dir / "cutouts" / f"{name}.png", cutout_rgba(image, key))
+        atomic_write_png(mask_path, np.where(key, 255, 0).astype(np.uint8))
+        atomic_write_png(cut_path, cutout_rgba(image, key))
         records.append({"photo": str(f), "name": name, "height": image.shape[0], "width": image.shape[1],
                         "key_share": float(key.mean())})
     return records

@@ -14,8 +14,9 @@ consumed with ``return_as="generator_unordered"``, so memory stays flat for any 
 
 Crash safety and resume:
 - every file is written to ``.keysynth/tmp/.tmp-*`` and ``os.replace``'d (never half a file);
-- a chunk's done-marker is written only after all of its files; a chunk without a marker (or
-  whose files went missing) is redone by the next run, overwriting identical bytes;
+- a chunk's done-marker is written only after all of its files and records each file's size and
+  SHA-256; a chunk without a marker, or whose files went missing, were truncated or changed (size
+  or SHA-256 differ from the marker), is redone by the next run, overwriting identical bytes;
 - a dead loky worker (``TerminatedWorkerError``) or Dask worker (``KilledWorker``) makes the driver
   re-scan the markers and resubmit only the missing chunks (``max_attempts`` passes); Dask also
   reschedules a dead worker's task by itself;
@@ -30,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -200,15 +202,46 @@ def _render_chunk(job: _ChunkJob, chunk: int) -> dict:
             yield index, sample
 
     records = job.writer.write_chunk(out, tmp, chunk, samples())
-    marker = {"chunk": chunk, "start": indices.start, "stop": indices.stop, "records": records}
+    files = {p.relative_to(out).as_posix(): _file_digest(p) for p in job.writer.chunk_files(out, chunk, indices)}
+    marker = {"chunk": chunk, "start": indices.start, "stop": indices.stop, "records": records, "files": files}
     _marker_path(out, chunk).parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(_marker_path(out, chunk), tmp) as fh:
         fh.write(json.dumps(marker, sort_keys=True).encode("utf-8"))
     return {"chunk": chunk, "count": len(indices), "seconds": time.perf_counter() - t0}
 
 
+def _file_digest(path: Path) -> dict:
+    """``{"size": bytes, "sha256": hex digest}`` of a written file (read back from disk)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return {"size": os.path.getsize(path), "sha256": h.hexdigest()}
+
+
 def _chunk_done(out: Path, writer: SampleWriter, chunk: int, n: int) -> bool:
-    return _marker_path(out, chunk).is_file() and writer.outputs_exist(out, chunk, _chunk_range(chunk, writer.chunk_size, n))
+    """True when chunk ``chunk`` has a done-marker and every file of the chunk is on disk with the
+    size and SHA-256 recorded in that marker (a truncated or altered file makes the chunk redone)."""
+    indices = _chunk_range(chunk, writer.chunk_size, n)
+    try:
+        with open(_marker_path(out, chunk), "rb") as fh:
+            recorded = json.load(fh).get("files")
+    except (OSError, ValueError, AttributeError):
+        return False
+    expected = {p.relative_to(out).as_posix(): p for p in writer.chunk_files(out, chunk, indices)}
+    if not isinstance(recorded, dict) or set(recorded) != set(expected):
+        return False  # no checksums (marker of an older version) or another file set: redo
+    for rel, path in expected.items():
+        info = recorded[rel]
+        try:
+            if not isinstance(info, dict) or os.path.getsize(path) != info.get("size"):
+                return False
+        except OSError:
+            return False
+        if _file_digest(path)["sha256"] != info.get("sha256"):
+            log.warning("%s does not match the checksum in its done-marker; redoing chunk %d", path, chunk)
+            return False
+    return True
 
 
 def _iter_records(out: Path, n_chunks: int) -> Iterator[dict]:

@@ -11,6 +11,7 @@ every format; ignore wins over key where both cover a pixel.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path, PurePosixPath
@@ -24,9 +25,20 @@ __all__ = [
     "is_key_class",
     "ClassFilter",
     "safe_join",
+    "find_image",
+    "inside_real",
+    "sample_name",
+    "check_coords",
+    "to_int",
+    "png_size",
+    "check_patch_size",
     "compose_mask",
     "coco_polygons_to_mask",
+    "warn_empty",
+    "warn_dropped",
 ]
+
+log = logging.getLogger("real_eval.readers")
 
 IGNORE_LABELS = ("__ignore__", "ignore")
 _KEY_WORDS = {"key", "keys"}
@@ -80,14 +92,25 @@ class ClassFilter:
         return str(label).strip().lower() in self.classes
 
 
+def inside_real(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """True when ``path``, with every symlink resolved (``os.path.realpath``), lies in ``folder``
+    (also resolved) or is ``folder`` itself."""
+    real, top = os.path.realpath(path), os.path.realpath(folder)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
 def safe_join(root: Path, base: Path, rel: str, *, file: str | os.PathLike, field: str) -> Path:
     """Resolve ``rel`` (POSIX or Windows separators) against folder ``base``, refusing escapes.
 
-    The result must stay inside ``root`` (the dataset folder); absolute paths and ``..`` that
-    climb out of ``root`` raise :class:`AnnotationError` naming ``file`` and ``field``.
+    The result must stay inside ``root`` (the dataset folder), both as written and after
+    resolving symlinks (``os.path.realpath``), so a link to a file outside the dataset is refused
+    too. Absolute paths, ``..`` that climb out of ``root`` and such links raise
+    :class:`AnnotationError` naming ``file`` and ``field``.
     """
     if not isinstance(rel, str) or not rel.strip():
         raise AnnotationError(file, field, f"expected a relative path string, got {rel!r}")
+    if "\0" in rel:
+        raise AnnotationError(file, field, f"path {rel!r} holds a NUL character")
     norm = rel.strip().replace("\\", "/")
     if norm.startswith("/") or re.match(r"^[A-Za-z]:/", norm):
         raise AnnotationError(file, field, f"absolute path {rel!r} refused",
@@ -98,15 +121,18 @@ def safe_join(root: Path, base: Path, rel: str, *, file: str | os.PathLike, fiel
     if cand_abs != root_abs and root_abs not in cand_abs.parents:
         raise AnnotationError(file, field, f"path {rel!r} points outside the dataset folder {root}",
                               "'..' may not leave the dataset folder")
+    if not inside_real(cand, root):
+        raise AnnotationError(file, field, f"path {rel!r} is a symlink (or lies under one) resolving to "
+                              f"{os.path.realpath(cand)}, outside the dataset folder {root}",
+                              "copy the file into the dataset folder instead of linking to it")
     return cand
-
 
 
 def find_image(root: Path, ann_file: Path, name: str, bases: list[Path], *, field: str) -> Path:
     """The first existing ``safe_join(root, base, name)`` over ``bases`` (duplicates skipped).
 
     Raises:
-        AnnotationError: ``name`` escapes ``root`` (see :func:`safe_join`).
+        AnnotationError: ``name`` escapes ``root`` or is a symlink out of it (see :func:`safe_join`).
         FileNotFoundError: no candidate exists; the message names the annotation file, the field
             and every path tried.
     """
@@ -118,6 +144,95 @@ def find_image(root: Path, ann_file: Path, name: str, bases: list[Path], *, fiel
         tried.append(str(p))
     raise FileNotFoundError(f"{ann_file}: {field} {name!r} not found; looked at {', '.join(tried)}")
 
+
+_UNSAFE_NAME_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def sample_name(parts: Iterable[str]) -> str:
+    """Join name parts (dataset folders, subset, path pieces, stem) with ``"__"`` into one
+    file-name-safe sample name: path separators and control characters inside a part become
+    ``"_"`` and empty parts are dropped, so the name can never be a path. The result is checked
+    again by :class:`real_eval.dataset.RealSample` (``.``/``..``/empty names are refused there)."""
+    return "__".join(p for p in (_UNSAFE_NAME_CHARS.sub("_", str(x)) for x in parts) if p)
+
+
+def check_coords(xy, height: int, width: int, *, file: str | os.PathLike, field: str) -> np.ndarray:
+    """Validate annotation coordinates before rasterising; returns them as float64 (N, 2).
+
+    ``xy`` is a flat ``[x0, y0, x1, y1, ...]`` sequence or an (N, 2) array of pixel coordinates.
+    Every value must be finite and within ``|x| <= 4 * width + 1000``, ``|y| <= 4 * height + 1000``
+    (a generous margin around the image); anything else (NaN, inf, 1e12) would make the
+    rasterisers allocate without bound.
+
+    Raises:
+        AnnotationError: an odd count, a non-number, a non-finite or a far-out coordinate
+            (the message gives the first bad value and the allowed range).
+    """
+    try:
+        arr = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    except (TypeError, ValueError):
+        raise AnnotationError(file, field, "coordinates must be numbers in x, y pairs") from None
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        v = arr[bad][0]
+        raise AnnotationError(file, field, f"coordinate {v} is not a finite number",
+                              "fix or delete this shape in the annotation tool")
+    lim = np.array([4 * int(width) + 1000, 4 * int(height) + 1000], np.float64)
+    far = np.abs(arr) > lim
+    if far.any():
+        i, j = np.argwhere(far)[0]
+        raise AnnotationError(file, field, f"coordinate {'xy'[j]} = {arr[i, j]:g} is far outside the "
+                              f"{int(width)}x{int(height)} image (allowed |{'xy'[j]}| <= {lim[j]:g})",
+                              "fix or delete this shape in the annotation tool")
+    return arr
+
+
+def to_int(value, *, file: str | os.PathLike, field: str, lo: float = -2**31, hi: float = 2**31 - 1) -> int:
+    """A finite number (int, float or numeric string) in ``[lo, hi]`` -> int (rounded).
+
+    Raises:
+        AnnotationError: missing, not a number, NaN/inf, or outside ``[lo, hi]``.
+    """
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise AnnotationError(file, field, f"expected a number, got {value!r}") from None
+    if not np.isfinite(f) or not lo <= f <= hi:
+        raise AnnotationError(file, field, f"expected a finite number in [{lo:g}, {hi:g}], got {value!r}",
+                              "fix or delete this shape in the annotation tool")
+    return int(round(f))
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from a PNG's IHDR header, or ``None`` when ``data`` is not a PNG.
+    Reads 24 bytes only, so a size can be checked before anything is decoded."""
+    if len(data) < 24 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def check_patch_size(pw: int, ph: int, max_w: int, max_h: int, *, file: str | os.PathLike, field: str) -> None:
+    """Refuse a mask patch of ``pw x ph`` px larger than the ``max_w x max_h`` image it belongs to
+    (checked before decoding, so a decompression bomb never allocates)."""
+    if pw > max_w or ph > max_h:
+        raise AnnotationError(file, field, f"mask patch is {pw}x{ph} px, larger than the {max_w}x{max_h} image; "
+                              "refused before decoding", "crop the mask to the image in the annotation tool")
+
+
+def warn_empty(file: str | os.PathLike, count: int) -> None:
+    """Log a warning when ``count`` key/ignore shapes of ``file`` covered no pixel of their image
+    (placed fully outside it, or degenerate), so they were silently contributing nothing."""
+    if count:
+        log.warning("%s: %d key/ignore shape(s) cover no pixel of their image (placed outside it or degenerate); "
+                    "they add nothing to the masks, check them in the annotation tool", file, count)
+
+
+def warn_dropped(file: str | os.PathLike, count: int, why: str) -> None:
+    """Log a warning that ``count`` annotation objects of ``file`` were dropped, and ``why``."""
+    if count:
+        log.warning("%s: %d annotation object(s) dropped: %s", file, count, why)
+
+
 def compose_mask(shape: tuple[int, int], key_parts: Iterable[np.ndarray], ignore_parts: Iterable[np.ndarray]) -> np.ndarray:
     """Unite boolean (H, W) instance masks: uint8 (H, W), 0 bg, 1 key, 255 ignore (ignore wins)."""
     mask = np.zeros(shape, np.uint8)
@@ -128,13 +243,21 @@ def compose_mask(shape: tuple[int, int], key_parts: Iterable[np.ndarray], ignore
     return mask
 
 
-def coco_polygons_to_mask(polygons: list[list[float]], height: int, width: int) -> np.ndarray:
+def coco_polygons_to_mask(polygons: list[list[float]], height: int, width: int, *,
+                          file: str | os.PathLike = "<polygon>", field: str = "points") -> np.ndarray:
     """Rasterise flat ``[x0, y0, x1, y1, ...]`` polygons (pixel-corner coordinates, COCO
     convention) with pycocotools' ``frPyObjects`` -> bool (H, W) union. Used for COCO, CVAT and
-    any other continuous-coordinate polygon so that all agree with COCO's own rasteriser."""
+    any other continuous-coordinate polygon so that all agree with COCO's own rasteriser.
+
+    Raises:
+        AnnotationError: a coordinate that is not finite or lies far outside the image
+            (:func:`check_coords`; ``file``/``field`` name it in the message).
+    """
     from pycocotools import mask as mask_utils
 
     polys = [[float(v) for v in p] for p in polygons if len(p) >= 6]
+    for p in polys:
+        check_coords(p, height, width, file=file, field=field)
     if not polys:
         return np.zeros((height, width), bool)
     rles = mask_utils.frPyObjects(polys, int(height), int(width))

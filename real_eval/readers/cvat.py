@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from real_eval.dataset import IMAGE_EXTENSIONS, RealSample, read_image_rgb
-from real_eval.readers.base import AnnotationError, ClassFilter, check_size, clip_paste, coco_polygons_to_mask, compose_mask, find_image
+from real_eval.readers.base import (AnnotationError, ClassFilter, check_coords, check_patch_size, check_size, clip_paste,
+                                   coco_polygons_to_mask, compose_mask, find_image, sample_name, to_int, warn_empty)
 
 NAME = "cvat"
 DESCRIPTION = "CVAT for images 1.1 XML (task or project export; polygon, box, ellipse, mask)"
@@ -59,9 +60,13 @@ def detect(path: Path) -> bool:
 def _float(el: ET.Element, attr: str, file: Path, where: str) -> float:
     v = el.get(attr)
     try:
-        return float(v)
+        f = float(v)
     except (TypeError, ValueError):
         raise AnnotationError(file, f"{where}@{attr}", f"expected a number, got {v!r}") from None
+    if not math.isfinite(f):
+        raise AnnotationError(file, f"{where}@{attr}", f"{v!r} is not a finite number",
+                              "fix or delete this shape in CVAT and export again")
+    return f
 
 
 def _rotated(points: np.ndarray, cx: float, cy: float, deg: float) -> np.ndarray:
@@ -77,12 +82,13 @@ def decode_cvat_rle(rle: str, width: int, height: int, *, file: Path | str = "<r
     """CVAT mask ``rle`` string -> bool (height, width): row-major runs, first run = background.
 
     Raises:
-        AnnotationError: non-integer or negative runs, or runs not summing to width*height.
+        AnnotationError: non-integer, non-finite or negative runs, or runs not summing to
+            width*height.
     """
     try:
         runs = [int(float(t)) for t in rle.replace(" ", "").split(",") if t != ""]
-    except ValueError:
-        raise AnnotationError(file, field, "run lengths must be comma-separated integers") from None
+    except (ValueError, OverflowError):
+        raise AnnotationError(file, field, "run lengths must be comma-separated finite integers") from None
     if any(r < 0 for r in runs) or sum(runs) != width * height:
         raise AnnotationError(file, field, f"run lengths sum to {sum(runs)}, expected width*height = {width * height}")
     flat = np.zeros(width * height, bool)
@@ -116,27 +122,36 @@ def _shape_mask(el: ET.Element, h: int, w: int, file: Path, where: str) -> np.nd
             raise AnnotationError(file, f"{where}@points", f"expected 'x,y;x,y;...', got {pts[:60]!r}") from None
         if len(xy) < 6 or len(xy) % 2:
             raise AnnotationError(file, f"{where}@points", "a polygon needs at least 3 'x,y' points")
-        return coco_polygons_to_mask([xy], h, w)
+        return coco_polygons_to_mask([xy], h, w, file=file, field=f"{where}@points")
     if tag == "box":
         x0, y0, x1, y1 = (_float(el, a, file, where) for a in ("xtl", "ytl", "xbr", "ybr"))
+        check_coords([x0, y0, x1, y1], h, w, file=file, field=f"{where}@xtl/ytl/xbr/ybr")
         corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], float)
-        corners = _rotated(corners, (x0 + x1) / 2, (y0 + y1) / 2, float(el.get("rotation") or 0))
-        return coco_polygons_to_mask([corners.ravel().tolist()], h, w)
+        corners = _rotated(corners, (x0 + x1) / 2, (y0 + y1) / 2, _rotation(el, file, where))
+        return coco_polygons_to_mask([corners.ravel().tolist()], h, w, file=file, field=f"{where}@xtl/ytl/xbr/ybr")
     if tag == "ellipse":
         cx, cy, rx, ry = (_float(el, a, file, where) for a in ("cx", "cy", "rx", "ry"))
+        check_coords([cx, cy, rx, ry], h, w, file=file, field=f"{where}@cx/cy/rx/ry")
         t = np.linspace(0, 2 * np.pi, 96, endpoint=False)
         pts = np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], 1)
-        pts = _rotated(pts, cx, cy, float(el.get("rotation") or 0))
-        return coco_polygons_to_mask([pts.ravel().tolist()], h, w)
+        pts = _rotated(pts, cx, cy, _rotation(el, file, where))
+        return coco_polygons_to_mask([pts.ravel().tolist()], h, w, file=file, field=f"{where}@cx/cy/rx/ry")
     if tag == "mask":
-        left, top, mw, mh = (int(round(_float(el, a, file, where))) for a in ("left", "top", "width", "height"))
+        left, top = (to_int(el.get(a), file=file, field=f"{where}@{a}", lo=-4 * lim - 1000, hi=4 * lim + 1000)
+                     for a, lim in (("left", w), ("top", h)))
+        mw, mh = (to_int(el.get(a), file=file, field=f"{where}@{a}") for a in ("width", "height"))
         if mw <= 0 or mh <= 0:
             raise AnnotationError(file, f"{where}@width/height", f"mask box must be positive, got {mw}x{mh}")
+        check_patch_size(mw, mh, w, h, file=file, field=f"{where}@width/height")
         patch = decode_cvat_rle(el.get("rle") or "", mw, mh, file=file, field=f"{where}@rle")
         canvas = np.zeros((h, w), bool)
         clip_paste(canvas, patch, top, left)
         return canvas
     return None  # tag, polyline, points, cuboid, skeleton, attribute: no area
+
+
+def _rotation(el: ET.Element, file: Path, where: str) -> float:
+    return _float(el, "rotation", file, where) if el.get("rotation") else 0.0
 
 
 VIDEO_FRAME_EXT = ".PNG"  # CVAT FrameProvider.VIDEO_FRAME_EXT: extension added to video-task frames
@@ -176,8 +191,8 @@ def read(path: Path, *, classes=None) -> list[RealSample]:
     if not images and top.findall("track"):
         raise AnnotationError(xf, "<track>", "this is a 'CVAT for video' export", "export as 'CVAT for images 1.1'")
     flt = ClassFilter(classes)
-    subsets = {im.get("subset") for im in images if im.get("subset")}
-    out = []
+    subsets = {_subset(im, xf, f"image[{k}]") for k, im in enumerate(images)} - {None}
+    out, empty = [], 0
     for k, im in enumerate(images):
         where = f"image[{k}]"
         name = im.get("name")
@@ -187,7 +202,7 @@ def read(path: Path, *, classes=None) -> list[RealSample]:
             w, h = int(im.get("width")), int(im.get("height"))
         except (TypeError, ValueError):
             raise AnnotationError(xf, f"{where}@width/height", "missing or not integers") from None
-        subset = im.get("subset")
+        subset = _subset(im, xf, where)
         bases = ([xf.parent / "images" / subset] if subset else []) + [xf.parent / "images", xf.parent, root / "images", root]
         img_path = _find_frame(root, xf, name, bases, field=f"{where}@name")
         image = read_image_rgb(img_path)
@@ -199,11 +214,23 @@ def read(path: Path, *, classes=None) -> list[RealSample]:
                 continue
             m = _shape_mask(el, h, w, xf, f"{where}/{el.tag}[{j}]")
             if m is not None:
+                empty += not m.any()
                 (ign if flt.is_ignore(label) else keys).append(m)
         parts = list(Path(name.replace("\\", "/")).with_suffix("").parts)
         if len(subsets) > 1 and subset:
             parts.insert(0, subset)
-        out.append(RealSample("__".join(parts), image, compose_mask((h, w), keys, ign), source=str(img_path),
+        out.append(RealSample(sample_name(parts), image, compose_mask((h, w), keys, ign), source=str(img_path),
                               meta={"format": NAME, "annotation": str(xf), "subset": subset}))
+    warn_empty(xf, empty)
     return out
 
+
+def _subset(im: ET.Element, xf: Path, where: str) -> str | None:
+    """The image's ``subset`` (project exports), which must be a plain folder name."""
+    subset = im.get("subset")
+    if not subset:
+        return None
+    if subset.strip() in (".", "..") or any(c in subset for c in "/\\\0") or any(ord(c) < 32 for c in subset):
+        raise AnnotationError(xf, f"{where}@subset", f"{subset!r} is not a plain folder name",
+                              "CVAT subsets are names such as Train, Validation or default; fix the XML")
+    return subset

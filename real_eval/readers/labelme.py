@@ -33,7 +33,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from real_eval.dataset import RealSample, read_image_rgb
-from real_eval.readers.base import AnnotationError, ClassFilter, check_size, clip_paste, compose_mask, safe_join
+from real_eval.readers.base import (AnnotationError, ClassFilter, check_coords, check_patch_size, check_size, clip_paste,
+                                   compose_mask, png_size, safe_join, sample_name, warn_empty)
 
 NAME = "labelme"
 DESCRIPTION = "labelme JSON per image (polygon, rectangle, circle, mask; __ignore__)"
@@ -60,11 +61,18 @@ def detect(path: Path) -> bool:
     return bool(files) and any(_is_labelme(p) for p in files[:20])
 
 
-def _b64_png(data: str, file: Path, field: str) -> np.ndarray:
+def _b64_png(data: str, file: Path, field: str, max_hw: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode base64 image bytes; with ``max_hw`` = (h, w) the data must be a PNG no larger than
+    that, checked from its header before decoding."""
     try:
         raw = base64.b64decode(data, validate=False)
     except (binascii.Error, TypeError, ValueError) as exc:
         raise AnnotationError(file, field, f"not base64 ({exc})") from exc
+    if max_hw is not None:
+        size = png_size(raw)
+        if size is None:
+            raise AnnotationError(file, field, "base64 data is not a PNG image")
+        check_patch_size(size[0], size[1], max_hw[1], max_hw[0], file=file, field=field)
     img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED) if raw else None
     if img is None:
         raise AnnotationError(file, field, "base64 data is not an image")
@@ -79,10 +87,11 @@ def _shape_mask(shape: dict, h: int, w: int, file: Path, where: str) -> np.ndarr
         pts = [(float(x), float(y)) for x, y in shape.get("points") or []]
     except (TypeError, ValueError):
         raise AnnotationError(file, f"{where}.points", "expected [[x, y], ...] numbers") from None
+    check_coords(pts, h, w, file=file, field=f"{where}.points")
     if stype == "mask":
         if len(pts) != 2 or not shape.get("mask"):
             raise AnnotationError(file, f"{where}.mask", "a mask shape needs 2 box points and base64 'mask'")
-        patch = _b64_png(shape["mask"], file, f"{where}.mask")
+        patch = _b64_png(shape["mask"], file, f"{where}.mask", max_hw=(h, w))
         if patch.ndim == 3:
             patch = patch[:, :, 3] if patch.shape[2] == 4 else patch.max(axis=2)
         (x1, y1), (x2, y2) = np.asarray(pts).astype(int)
@@ -156,7 +165,7 @@ def read(path: Path, *, classes=None) -> list[RealSample]:
         image, src = _load_image(root, jf, data)
         check_size(jf, "imageHeight/imageWidth", image, data.get("imageHeight"), data.get("imageWidth"), src or "imageData")
         h, w = image.shape[:2]
-        keys, ign = [], []
+        keys, ign, empty = [], [], 0
         for j, shape in enumerate(data["shapes"]):
             if not isinstance(shape, dict) or "label" not in shape:
                 raise AnnotationError(jf, f"shapes[{j}].label", "missing")
@@ -165,9 +174,11 @@ def read(path: Path, *, classes=None) -> list[RealSample]:
                 continue
             m = _shape_mask(shape, h, w, jf, f"shapes[{j}]")
             if m is not None:
+                empty += not m.any()
                 (ign if flt.is_ignore(label) else keys).append(m)
+        warn_empty(jf, empty)
         rel = jf.relative_to(root) if jf != path else Path(jf.name)
-        name = "__".join(rel.with_suffix("").parts)
+        name = sample_name(rel.with_suffix("").parts)
         out.append(RealSample(name, image, compose_mask((h, w), keys, ign), source=src,
                               meta={"format": NAME, "annotation": str(jf)}))
     if not out:

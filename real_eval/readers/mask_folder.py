@@ -9,12 +9,14 @@ can read.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from real_eval.dataset import IMAGE_EXTENSIONS, RealSample, read_image_rgb
+from real_eval.readers.base import inside_real
 
 NAME = "masks"
 DESCRIPTION = "images/NAME.ext + masks/NAME.png (0/255 or 0/1), optional ignore/NAME.png"
@@ -61,12 +63,21 @@ def normalise_mask_values(m: np.ndarray, path: Path) -> np.ndarray:
     return np.where(m == 255, 1, 0).astype(np.uint8)
 
 
+def _check_inside(root: Path, *paths: Path) -> None:
+    """Refuse files that are symlinks (or lie under symlinked folders) resolving outside ``root``."""
+    for p in paths:
+        if p.exists() and not inside_real(p, root):
+            raise ValueError(f"{p} is a symlink resolving to {os.path.realpath(p)}, outside the dataset folder {root}; "
+                             "copy the file into the dataset folder instead of linking to it")
+
+
 def read(root: Path, *, classes=None) -> list[RealSample]:
     """Read the mask folder (``classes`` is meaningless here and ignored).
 
     Raises:
         ValueError: bad mask values (names file + value), image/mask size mismatch (names both),
-            images without masks (lists them), no images.
+            images without masks (lists them), no images, an image or mask that is a symlink to a
+            file outside ``root``.
     """
     root = Path(root)
     images = _image_files(root)
@@ -82,6 +93,7 @@ def read(root: Path, *, classes=None) -> list[RealSample]:
     out = []
     for img_path in images:
         mask_path = root / "masks" / f"{img_path.stem}.png"
+        _check_inside(root, img_path, mask_path, root / "ignore" / f"{img_path.stem}.png")
         image = read_image_rgb(img_path)
         raw = read_mask_png(mask_path)
         if raw.shape != image.shape[:2]:

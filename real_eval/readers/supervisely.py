@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import glob
 import json
+import os
 import zlib
 from pathlib import Path
 
@@ -32,7 +34,8 @@ import cv2
 import numpy as np
 
 from real_eval.dataset import IMAGE_EXTENSIONS, RealSample, read_image_rgb
-from real_eval.readers.base import AnnotationError, ClassFilter, check_size, clip_paste, compose_mask, safe_join
+from real_eval.readers.base import (AnnotationError, ClassFilter, check_coords, check_patch_size, check_size, clip_paste,
+                                   compose_mask, inside_real, png_size, safe_join, sample_name, to_int, warn_empty)
 
 NAME = "supervisely"
 DESCRIPTION = "Supervisely project: meta.json + DATASET/ann/*.json + DATASET/img/* (bitmap, polygon, rectangle)"
@@ -46,22 +49,47 @@ def detect(path: Path) -> bool:
     return path.is_dir() and (path / "meta.json").is_file() and bool(_dataset_dirs(path))
 
 
-def decode_bitmap(data: str, *, file: Path | str = "<bitmap>", field: str = "bitmap.data") -> np.ndarray:
+#: largest bitmap side accepted when no image size is given to :func:`decode_bitmap`.
+MAX_BITMAP_SIDE = 16384
+
+
+def _inflate(raw: bytes, limit: int, file, field: str) -> bytes:
+    """zlib-decompress ``raw`` to at most ``limit`` bytes (a zlib bomb is refused, not inflated)."""
+    d = zlib.decompressobj()
+    png = d.decompress(raw, limit)
+    if d.unconsumed_tail:
+        raise AnnotationError(file, field, f"zlib data inflates to more than {limit} bytes; refused",
+                              "re-export the annotation (the bitmap is far larger than its image)")
+    if not d.eof:
+        raise zlib.error("incomplete or truncated zlib stream")
+    return png
+
+
+def decode_bitmap(data: str, *, file: Path | str = "<bitmap>", field: str = "bitmap.data",
+                  max_hw: tuple[int, int] | None = None) -> np.ndarray:
     """Supervisely ``bitmap.data`` (base64(zlib(PNG))) -> bool (h, w) foreground.
 
+    ``max_hw`` = (height, width) of the image the bitmap belongs to: a larger PNG (read from its
+    header, before decoding) is refused; ``None`` caps each side at :data:`MAX_BITMAP_SIDE`.
+
     Raises:
-        AnnotationError: not base64, not zlib, or not a PNG.
+        AnnotationError: not base64, not zlib, not a PNG, or larger than ``max_hw``.
     """
+    max_h, max_w = max_hw if max_hw is not None else (MAX_BITMAP_SIDE, MAX_BITMAP_SIDE)
     try:
         raw = base64.b64decode(data, validate=False)
     except (binascii.Error, TypeError, ValueError) as exc:
         raise AnnotationError(file, field, f"expected base64 of zlib-compressed PNG bytes ({exc})") from exc
-    try:
-        png = zlib.decompress(raw)
+    try:  # a PNG of the whole image, stored uncompressed as RGBA, is under 4*h*w + h bytes of pixel data
+        png = _inflate(raw, 4 * int(max_h) * int(max_w) + int(max_h) + (1 << 20), file, field)
     except zlib.error as exc:
         if not raw.startswith(b"\x89PNG"):  # the SDK also accepts base64 PNG without zlib
             raise AnnotationError(file, field, f"expected base64 of zlib-compressed PNG bytes ({exc})") from exc
         png = raw
+    size = png_size(png)
+    if size is None:
+        raise AnnotationError(file, field, "the decompressed bytes are not a PNG image")
+    check_patch_size(size[0], size[1], int(max_w), int(max_h), file=file, field=field)
     img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise AnnotationError(file, field, "the decompressed bytes are not a PNG image")
@@ -78,7 +106,7 @@ def encode_bitmap(mask: np.ndarray) -> str:
     return base64.b64encode(zlib.compress(png.tobytes())).decode("ascii")
 
 
-def _points(obj: dict, file: Path, where: str) -> tuple[list, list]:
+def _points(obj: dict, file: Path, where: str) -> tuple[np.ndarray, list]:
     pts = obj.get("points")
     if not isinstance(pts, dict) or not isinstance(pts.get("exterior"), list):
         raise AnnotationError(file, f"{where}.points.exterior", "missing or not a list of [x, y]")
@@ -89,6 +117,12 @@ def _points(obj: dict, file: Path, where: str) -> tuple[list, list]:
     except (TypeError, ValueError):
         raise AnnotationError(file, f"{where}.points", "points must be [[x, y], ...] numbers") from None
     return ext, interior
+
+
+def _check_points(ext: np.ndarray, interior: list, h: int, w: int, file: Path, where: str) -> None:
+    check_coords(ext, h, w, file=file, field=f"{where}.points.exterior")
+    for k, hole in enumerate(interior):
+        check_coords(hole, h, w, file=file, field=f"{where}.points.interior[{k}]")
 
 
 def _ring(pts: np.ndarray) -> np.ndarray:
@@ -105,16 +139,19 @@ def _object_mask(obj: dict, gtype: str, h: int, w: int, file: Path, where: str) 
         bm = obj.get("bitmap")
         if not isinstance(bm, dict) or "data" not in bm or "origin" not in bm:
             raise AnnotationError(file, f"{where}.bitmap", "needs 'data' and 'origin'")
-        patch = decode_bitmap(bm["data"], file=file, field=f"{where}.bitmap.data")
-        try:
-            x, y = (int(v) for v in bm["origin"])
-        except (TypeError, ValueError):
-            raise AnnotationError(file, f"{where}.bitmap.origin", f"expected [x, y], got {bm['origin']!r}") from None
+        origin = bm["origin"]
+        if not isinstance(origin, (list, tuple)) or len(origin) != 2:
+            raise AnnotationError(file, f"{where}.bitmap.origin", f"expected [x, y], got {origin!r}")
+        for v, lim in zip(origin, (w, h)):
+            to_int(v, file=file, field=f"{where}.bitmap.origin", lo=-4 * lim - 1000, hi=4 * lim + 1000)
+        x, y = (int(float(v)) for v in origin)
+        patch = decode_bitmap(bm["data"], file=file, field=f"{where}.bitmap.data", max_hw=(h, w))
         canvas = np.zeros((h, w), bool)
         clip_paste(canvas, patch, y, x)
         return canvas
     if gtype == "polygon":
         ext, interior = _points(obj, file, where)
+        _check_points(ext, interior, h, w, file, where)
         if len(ext) == 0:
             raise AnnotationError(file, f"{where}.points.exterior", "a polygon needs at least 1 point")
         canvas = np.zeros((h, w), np.uint8)
@@ -125,6 +162,7 @@ def _object_mask(obj: dict, gtype: str, h: int, w: int, file: Path, where: str) 
         return canvas.astype(bool)
     if gtype == "rectangle":
         ext, _ = _points(obj, file, where)
+        _check_points(ext, [], h, w, file, where)
         if len(ext) != 2:
             raise AnnotationError(file, f"{where}.points.exterior", "a rectangle needs [[left, top], [right, bottom]]")
         (l, t), (r, b) = np.round(ext).astype(int)
@@ -181,7 +219,7 @@ def read(path: Path, *, classes=None, exclude_tags: tuple[str, ...] = ("bad_imag
             objs = ann.get("objects")
             if not isinstance(objs, list):
                 raise AnnotationError(af, "objects", "missing or not a list")
-            keys, ign = [], []
+            keys, ign, empty = [], [], 0
             for j, obj in enumerate(objs):
                 where = f"objects[{j}]"
                 if not isinstance(obj, dict) or "classTitle" not in obj:
@@ -194,9 +232,11 @@ def read(path: Path, *, classes=None, exclude_tags: tuple[str, ...] = ("bad_imag
                     raise AnnotationError(af, f"{where}.geometryType", f"missing and class {label!r} is not in meta.json")
                 m = _object_mask(obj, str(gtype), h, w, af, where)
                 if m is not None:
+                    empty += not m.any()
                     (ign if flt.is_ignore(label) else keys).append(m)
+            warn_empty(af, empty)
             stem = Path(img_path.name).stem
-            name = stem if len(dsets) == 1 else "__".join(list(ds.relative_to(root).parts) + [stem])
+            name = sample_name([stem] if len(dsets) == 1 else list(ds.relative_to(root).parts) + [stem])
             out.append(RealSample(name, image, compose_mask((h, w), keys, ign), source=str(img_path),
                                   meta={"format": NAME, "annotation": str(af)}))
     return out
@@ -207,8 +247,12 @@ def _find_image(root: Path, ds: Path, af: Path) -> Path:
     direct = safe_join(root, ds / "img", img_name, file=af, field="<annotation file name>")
     if direct.is_file() and direct.suffix.lower() in IMAGE_EXTENSIONS:
         return direct  # current layout: NAME.jpg.json
-    cands = sorted(p for p in (ds / "img").glob(f"{img_name}.*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    cands = sorted(p for p in (ds / "img").glob(f"{glob.escape(img_name)}.*") if p.suffix.lower() in IMAGE_EXTENSIONS)
     if len(cands) == 1:
+        if not inside_real(cands[0], root):
+            raise AnnotationError(af, "<annotation file name>", f"image {cands[0]} is a symlink resolving to "
+                                  f"{os.path.realpath(cands[0])}, outside the dataset folder {root}",
+                                  "copy the file into the dataset folder instead of linking to it")
         return cands[0]  # older layout: NAME.json
     if not cands:
         raise FileNotFoundError(f"{af}: no image {ds / 'img' / img_name}[.ext] for this annotation")

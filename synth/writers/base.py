@@ -4,7 +4,7 @@ A run of ``n`` samples is cut into chunks of consecutive indices ``[k * size, (k
 A worker renders one chunk and hands it to :meth:`SampleWriter.write_chunk`, which writes the
 chunk's files atomically and returns one small JSON-serialisable *record* per sample (meta, image
 size, COCO annotations). The driver (:mod:`synth.generate`) stores those records in the chunk's
-done-marker and, when every chunk is done, passes them in index order to
+done-marker, with the size and SHA-256 of every file :meth:`SampleWriter.chunk_files` lists, and, when every chunk is done, passes them in index order to
 :meth:`SampleWriter.finalize` (e.g. to write ``annotations.json``).
 """
 
@@ -81,6 +81,12 @@ class SampleWriter:
 
     def outputs_exist(self, out_dir: Path, chunk_id: int, indices: range) -> bool:
         """True when every file of a done chunk is still there (a resumed run redoes it if not)."""
+        return all(p.is_file() for p in self.chunk_files(out_dir, chunk_id, indices))
+
+    def chunk_files(self, out_dir: Path, chunk_id: int, indices: range) -> list[Path]:
+        """Paths of every file :meth:`write_chunk` writes for chunk ``chunk_id`` (samples
+        ``indices``); their sizes and SHA-256 go into the chunk's done-marker and are checked
+        before a resumed run skips the chunk."""
         raise NotImplementedError
 
     def finalize(self, out_dir: Path, tmp_dir: Path, records: Callable[[], Iterator[dict]], n: int) -> list[str]:

@@ -49,3 +49,6 @@ class FolderWriter(SampleWriter):
 
     def outputs_exist(self, out_dir: Path, chunk_id: int, indices: range) -> bool:
         return all(image_path(out_dir, i).is_file() and mask_path(out_dir, i).is_file() for i in indices)
+
+    def chunk_files(self, out_dir: Path, chunk_id: int, indices: range) -> list[Path]:
+        return [p for i in indices for p in (image_path(out_dir, i), mask_path(out_dir, i))]

@@ -85,6 +85,9 @@ class WebDatasetWriter(SampleWriter):
     def outputs_exist(self, out_dir: Path, chunk_id: int, indices: range) -> bool:
         return shard_path(out_dir, chunk_id).is_file()
 
+    def chunk_files(self, out_dir: Path, chunk_id: int, indices: range) -> list[Path]:
+        return [shard_path(out_dir, chunk_id)]
+
     def finalize(self, out_dir: Path, tmp_dir: Path, records, n: int) -> list[str]:
         n_shards = -(-n // self.chunk_size)
         return [shard_pattern(n_shards)]
