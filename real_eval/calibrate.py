@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["calibrate", "content_hash", "content_hashes", "check_disjoint", "OverlapError"]
+__all__ = ["calibrate", "calibrate_probs", "predict_all", "content_hash", "content_hashes", "check_disjoint", "OverlapError"]
 
 
 class OverlapError(ValueError):
@@ -61,6 +61,57 @@ def check_disjoint(samples: Sequence, hashes: dict[str, str] | Sequence[str], wh
     return [a for a, _ in shared]
 
 
+def _mean_iou_curve(probs: Sequence[np.ndarray], masks: Sequence[np.ndarray], thresholds: np.ndarray) -> np.ndarray:
+    """Mean over photos of IoU(prob >= t, mask == 1) for each t (ignore pixels left out)."""
+    rows = []
+    for p, m in zip(probs, masks):
+        pos, neg = p[m == 1], p[m == 0]
+        tp = (pos[None, :] >= thresholds[:, None]).sum(1) if pos.size else np.zeros(len(thresholds))
+        fp = (neg[None, :] >= thresholds[:, None]).sum(1) if neg.size else np.zeros(len(thresholds))
+        fn = pos.size - tp
+        union = tp + fp + fn
+        rows.append(np.where(union > 0, tp / np.maximum(union, 1), 1.0))
+    return np.mean(rows, axis=0)
+
+
+def calibrate_probs(probs: dict[str, Sequence[np.ndarray]], masks: Sequence[np.ndarray]) -> dict[str, Any]:
+    """The (threshold, strategy) pair with the highest mean IoU, from probability maps already predicted.
+
+    Args:
+        probs: ``{strategy: [float probability map (H, W) per photo]}``, photos in the order of ``masks``.
+        masks: uint8 (H, W) {0, 1, 255} per photo.
+
+    Returns:
+        ``{"threshold", "strategy", "mean_iou", "table": [{"strategy", "threshold", "mean_iou"}]}``;
+        thresholds on the 0.05 grid, ties to the threshold nearest 0.5, then the first strategy.
+    """
+    grid = np.round(np.arange(0.05, 0.951, 0.05), 2)
+    table = []
+    for name, maps in probs.items():
+        curve = _mean_iou_curve([np.asarray(p, np.float32) for p in maps], masks, grid)
+        best = max(range(len(grid)), key=lambda i: (round(float(curve[i]), 12), -abs(grid[i] - 0.5)))
+        table.append({"strategy": name, "threshold": float(grid[best]), "mean_iou": float(curve[best])})
+    top = max(table, key=lambda r: (round(r["mean_iou"], 12), -list(probs).index(r["strategy"])))
+    return {"threshold": top["threshold"], "strategy": top["strategy"], "mean_iou": top["mean_iou"], "table": table}
+
+
+def predict_all(model, model_spec: dict[str, Any], samples: Sequence, strategies: Sequence[str], *,
+                device: str = "cpu", progress: bool = False) -> dict[str, list[np.ndarray]]:
+    """``{strategy: [float16 probability map per sample]}`` (each photo predicted once per strategy)."""
+    from tqdm import tqdm
+
+    from real_eval.strategies import predict_probs
+
+    was_training = bool(getattr(model, "training", False))
+    model.eval()
+    try:
+        return {name: [predict_probs(model, model_spec, s.image, strategy=name, device=device).astype(np.float16)
+                       for s in tqdm(samples, desc=name, unit="photo", disable=not progress)]
+                for name in strategies}
+    finally:
+        model.train(was_training)
+
+
 def calibrate(model, model_spec: dict[str, Any], samples: Sequence, *, strategies: Sequence[str] | None = None,
               device: str = "cpu", progress: bool = False) -> dict[str, Any]:
     """Pick the (threshold, strategy) pair with the highest mean IoU over ``samples``.
@@ -72,14 +123,11 @@ def calibrate(model, model_spec: dict[str, Any], samples: Sequence, *, strategie
         strategies: names from :data:`real_eval.strategies.STRATEGIES` (default: all).
 
     Returns:
-        ``{"threshold": float, "strategy": str, "mean_iou": float, "table": [{"strategy",
-        "threshold", "mean_iou", "micro_iou"} per strategy], "hashes": [content hashes],
-        "n_images": int}``.
+        :func:`calibrate_probs`'s dict plus ``"hashes"`` (content hashes of the photos) and ``"n_images"``.
 
     Raises:
         ValueError: empty ``samples`` or an unknown strategy name.
     """
-    from real_eval.evaluate import evaluate_model
     from real_eval.strategies import STRATEGIES, get_strategy
 
     if not samples:
@@ -87,15 +135,6 @@ def calibrate(model, model_spec: dict[str, Any], samples: Sequence, *, strategie
     names = list(strategies or STRATEGIES)
     for n in names:
         get_strategy(n)  # raises with the valid names
-    table = []
-    for name in names:
-        res = evaluate_model(model, model_spec, samples, device=device, strategy=name, n_boot=0, progress=progress)
-        sw = res["sweep"]
-        thr = np.asarray(sw["thresholds"], float)
-        miou = np.nan_to_num(np.asarray(sw["mean_iou"], float), nan=-1.0)
-        best = max(range(len(thr)), key=lambda i: (round(miou[i], 12), -abs(thr[i] - 0.5)))
-        table.append({"strategy": name, "threshold": float(thr[best]), "mean_iou": float(miou[best]),
-                      "micro_iou": float(sw["micro_iou"][best])})
-    top = max(table, key=lambda r: (round(r["mean_iou"], 12), -names.index(r["strategy"])))
-    return {"threshold": top["threshold"], "strategy": top["strategy"], "mean_iou": top["mean_iou"], "table": table,
-            "hashes": sorted(content_hashes(samples)), "n_images": len(samples)}
+    probs = predict_all(model, model_spec, samples, names, device=device, progress=progress)
+    res = calibrate_probs(probs, [s.mask for s in samples])
+    return {**res, "hashes": sorted(content_hashes(samples)), "n_images": len(samples)}

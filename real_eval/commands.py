@@ -145,8 +145,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     strategies = tuple(x.strip() for x in args.strategies.split(",") if x.strip()) if args.strategies else None
     res = calibrate(model, spec, samples, strategies=strategies, device=device, progress=not args.quiet)
     for r in res["table"]:
-        print(f"{r['strategy']:>15s}: best threshold {r['threshold']:.2f}  mean IoU {r['mean_iou']:.4f}  "
-              f"micro IoU {r['micro_iou']:.4f}")
+        print(f"{r['strategy']:>15s}: best threshold {r['threshold']:.2f}  mean IoU {r['mean_iou']:.4f}")
     target = write_calibration(args.checkpoint, model, spec, res, out=args.out, calibration_set=str(args.real))
     print(f"calibrated on {res['n_images']} photos: strategy {res['strategy']}, threshold {res['threshold']:.2f} "
           f"(mean IoU {res['mean_iou']:.4f} on the calibration set; evaluate on other photos); wrote {target}")

@@ -204,6 +204,10 @@ def save_model_dir(model, model_spec: dict[str, Any], out_dir: str | Path, info:
         (tmp / "README.md").unlink(missing_ok=True)  # the hub template; the model card is ours
         data = {"format": MODEL_FORMAT, "model_spec": dict(model_spec), **(info or {})}
         (tmp / MODEL_INFO).write_text(json.dumps(data, indent=2, sort_keys=False), encoding="utf-8")
+        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would make a shared model folder private
+        for f in tmp.iterdir():
+            if f.is_file():
+                os.chmod(f, 0o644)
         if out.is_dir():
             for f in out.iterdir():
                 if not (tmp / f.name).exists():
