@@ -48,26 +48,6 @@ def _cpu_s() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def _init_checkpoint(init: str | None, out: Path) -> str | None:
-    """A model folder becomes a weights-only .pt the trainer's --init reads."""
-    if not init:
-        return None
-    from real_eval.model_io import is_model_dir, load_checkpoint
-
-    if not is_model_dir(init):
-        return init
-    import torch
-
-    path = out / "init.pt"
-    if not path.is_file():
-        model, spec = load_checkpoint(init)
-        torch.save({"model": model.state_dict(), "model_spec": {k: v for k, v in spec.items()
-                                                                 if k in ("arch", "encoder_name", "image_size",
-                                                                          "decoder_width", "mean", "std",
-                                                                          "in_channels", "classes")}}, path)
-    return str(path)
-
-
 def run_one(variant: str, fold: str, held: list[str], train_names: list[str], samples: dict, seed: int, args) -> dict:
     from real_eval.evaluate import evaluate_model
     from real_eval.extract_cutouts import extract_cutouts
@@ -91,11 +71,10 @@ def run_one(variant: str, fold: str, held: list[str], train_names: list[str], sa
         key_source = str(cuts) if w >= 1.0 else f"procedural:{1 - w},{cuts}:{w}"
     synth_yaml = out / "synth.yaml"
     SynthConfig.default().replace(size=args.size, key_source=key_source, **spec.get("synth", {})).to_yaml(synth_yaml)
-    init = _init_checkpoint(args.init, Path(args.out))
     cfg = TrainConfig(out=str(out), seed=seed, device="cpu", image_size=args.size, steps=args.steps,
                       batch_size=args.batch_size, lr=args.lr, warmup=max(1, args.steps // 10), num_workers=1,
                       backgrounds=args.backgrounds, synth_config=str(synth_yaml), eval_every=0, val_size=8,
-                      checkpoint_every=max(50, args.steps // 4), progress=False, init=init,
+                      checkpoint_every=max(50, args.steps // 4), progress=False, init=args.init,
                       resume="auto" if (out / "checkpoints" / "last.pt").is_file() else None)
     t0, c0 = time.perf_counter(), _cpu_s()
     summary = train(cfg)

@@ -17,8 +17,13 @@ COMMAND_MODULES = (
     "train.commands",      # train
     "real_eval.commands",  # eval, convert, predict, export
     "keysynth.demo",       # demo
+    "keysynth.app",        # app (web app; imports gradio only when run)
     "keysynth.stats",      # stats
 )
+
+
+# the package loggers whose INFO messages a user of the CLI sees
+LOGGERS = ("keysynth", "synth", "train", "real_eval", "backgrounds")
 
 
 class CLIError(Exception):
@@ -40,9 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_logs() -> None:
+    """INFO and above of keysynth's own loggers reach stderr; other libraries stay at their defaults."""
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("keysynth %(levelname)s: %(message)s"))
+    for name in LOGGERS:
+        lg = logging.getLogger(name)
+        if not lg.handlers:
+            lg.addHandler(handler)
+            lg.setLevel(logging.INFO)
+            lg.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _show_logs()
     try:
         return int(args.func(args) or 0)
     except (CLIError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as exc:

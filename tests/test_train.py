@@ -166,3 +166,19 @@ def test_real_train_crops_join_batches_and_the_eval_set_must_differ(tmp_path):
     with pytest.raises(OverlapError, match="--real-train"):
         train(_cfg(tmp_path / "b", steps=2, image_size=32, real_train=str(tmp_path / "rt"),
                    real_dir=str(tmp_path / "rt")), producer=ToyDiscRenderer(32))
+
+
+def test_init_from_a_model_folder_starts_from_its_weights(tmp_path):
+    from real_eval.model_io import build_model, default_model_spec, save_model_dir
+
+    spec = default_model_spec(image_size=32, encoder_name="mobilenet_v2")
+    torch.manual_seed(5)
+    src = build_model(spec)
+    folder = save_model_dir(src, spec, tmp_path / "m")
+    s = train(_cfg(tmp_path, steps=1, image_size=32, lr=1e-12, warmup=1, init=str(folder)), producer=ToyDiscRenderer(32))
+    state = torch.load(s["last"], weights_only=True)["model"]
+    w = "encoder.features.0.0.weight"
+    assert torch.allclose(state[w], src.state_dict()[w], atol=1e-6)
+    with pytest.raises(ValueError, match="do not fit"):
+        train(_cfg(tmp_path / "b", steps=1, image_size=32, decoder_width=16, init=str(folder)),
+              producer=ToyDiscRenderer(32))

@@ -125,19 +125,20 @@ def prepare_run_dir(ckpt_dir: Path, *, fresh: bool, overwrite: bool) -> None:
 
 
 def init_weights(model, path: str, device) -> None:
-    """Load only the model weights of checkpoint ``path`` (``weights_only`` load) into ``model``.
+    """Copy the weights of a checkpoint or model folder ``path`` (read safely, see
+    ``real_eval.model_io.load_checkpoint``) into ``model``.
 
     Raises:
-        FileNotFoundError: no such file. ValueError: not a keysynth checkpoint, or another architecture.
+        FileNotFoundError: no such file. ValueError: unreadable, or another architecture.
     """
-    from real_eval.model_io import read_checkpoint
+    from real_eval.model_io import load_checkpoint
 
-    ckpt = read_checkpoint(path, device)
+    source, _ = load_checkpoint(path, str(device))
     try:
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(source.state_dict())
     except RuntimeError as exc:
         raise ValueError(f"--init {path}: its weights do not fit this model ({str(exc).splitlines()[0]}); "
-                         f"use the same --arch, --encoder-name and --decoder-width as that run") from None
+                         f"use the same --arch, --encoder-name, --decoder-width as that model") from None
 
 
 def check_cutout_overlap(real_set, key_source: str, *, allow: bool = False) -> None:
@@ -264,6 +265,9 @@ def train(config: TrainConfig, *, producer=None, should_stop: Callable[[int], bo
 
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads(cfg.threads, cfg.num_workers))
+        if rank == 0:
+            log.info("CPU training with %d torch thread(s) beside %d generator worker(s)%s", torch.get_num_threads(),
+                     cfg.num_workers, "" if cfg.threads else " (cores minus workers; set --threads to override)")
     out = Path(cfg.out)
     ckpt_dir = out / "checkpoints"
     resume_path = resolve_resume(cfg.resume, cfg.out)
