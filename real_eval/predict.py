@@ -1,7 +1,7 @@
 """Whole-photo prediction: the baseline "resize" strategy, strategy dispatch, and the
 ``keysynth predict`` writer (binary masks + RGBA cut-outs).
 
-Baseline (:func:`predict_resize`, as the reference key project: pad to square, then resize):
+Baseline (:func:`predict_resize`, as common practice: pad to square, then resize):
 pad the photo with zeros at the bottom/right to a square of side L = max(H, W), resize to
 ``model_spec["image_size"]`` S with ``cv2.INTER_AREA``, run the model, apply the sigmoid to the
 logits, resize the S x S probability map back to L x L with ``cv2.INTER_LINEAR`` and crop the pad

@@ -34,7 +34,7 @@ Two orders:
   step, so ``--resume`` reproduces an uninterrupted run exactly. :class:`SyncStream` is the same
   order rendered in the trainer process (``num_workers=0``).
 
-Issue-2 "refresh" form: ``refresh_fraction=f, refresh_every=K`` (with ``max_reuse=0``, unlimited):
+Refresh mode: ``refresh_fraction=f, refresh_every=K`` (with ``max_reuse=0``, unlimited):
 a buffer of ``S`` samples, uniform draws, and every ``K`` batches the oldest ``round(f * S)`` samples
 are retired; workers then only refill retired slots. ``max_reuse`` alone covers the continuous
 form (a sample is replaced after at most ``max_reuse`` draws).
@@ -252,7 +252,7 @@ class ShmStream:
         run_seed: the run seed passed to ``render``.
         start: first sample index (resume: ``state_dict()["position"]``, or ``step * B`` ordered).
         max_reuse: draws per sample while fresh samples exist (0 = unlimited).
-        refresh_fraction, refresh_every: issue-2 refresh mode (see module docstring).
+        refresh_fraction, refresh_every: refresh mode (see module docstring).
         deterministic: ``ordered`` mode (batch is a function of the step).
         with_dist: compute signed distance maps in the workers (surface loss).
         ignore_index: mask value passed to the distance-map function.
@@ -431,7 +431,7 @@ class ShmStream:
             return None  # start-up: wait for a first full batch
         uses = ctl[ready, _USES]
         tiebreak = self._rng.random(len(ready))
-        if self.refresh_every:  # issue-2 mode: uniform draws from the buffer
+        if self.refresh_every:  # refresh mode: uniform draws from the buffer
             order = np.argsort(tiebreak)
         else:  # least-used first, random among equals
             order = np.lexsort((tiebreak, uses))
@@ -453,7 +453,7 @@ class ShmStream:
             ctl[u, _STATE] = FREE if self.order == "ordered" else READY
 
     def _refresh(self) -> None:
-        """Issue-2 mode: retire the oldest ``round(refresh_fraction * S)`` READY samples."""
+        """Refresh mode: retire the oldest ``round(refresh_fraction * S)`` READY samples."""
         n = int(round(self.refresh_fraction * self.slots))
         ctl = self._arr["ctl"]
         with self._lock:
