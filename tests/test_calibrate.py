@@ -175,3 +175,27 @@ def test_a_run_folder_passed_as_checkpoint_names_the_file_to_pass(tmp_path):
     (tmp_path / "run" / "checkpoints" / "last.pt").write_bytes(b"")
     with pytest.raises(FileNotFoundError, match="is a folder.*last.pt"):
         load_checkpoint(tmp_path / "run")
+
+
+def test_the_shipped_model_loads_offline_and_finds_a_synthetic_key(monkeypatch):
+    from backgrounds import make_backgrounds
+    from real_eval.metrics import image_metrics
+    from real_eval.model_io import SHIPPED_MODEL
+    from real_eval.strategies import predict_probs
+    from synth import SampleRenderer, SynthConfig
+
+    if not is_model_dir(SHIPPED_MODEL):
+        pytest.skip(f"no shipped model at {SHIPPED_MODEL}")
+    monkeypatch.delenv("KEYSYNTH_MODEL", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # loading must never need the network
+    model, spec = load_checkpoint(None)
+    assert spec["source"] == str(SHIPPED_MODEL) and 0 < spec["threshold"] < 1
+    cfg = SynthConfig.default().replace(size=256, crop_like_prob=1.0, empty_prob=0.0, occluders=False, camera=False)
+    r = SampleRenderer(cfg, backgrounds=make_backgrounds("procedural"))
+    ious = []
+    for i in range(4):
+        s = r.render(i, 1)
+        pred = predict_probs(model, spec, s["image"], strategy=spec["strategy"]) >= spec["threshold"]
+        assert pred.any()
+        ious.append(image_metrics(pred, s["mask"])["iou"])
+    assert np.mean(ious) > 0.3, ious
