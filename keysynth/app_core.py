@@ -353,11 +353,22 @@ def figures_markdown(figures: Any, max_items: int = 40) -> str:
     flattened to dotted names, ``name value`` pairs joined by `` · ``); empty for ``None``."""
     if figures is None:
         return ""
+    if isinstance(figures, dict) and isinstance(figures.get("cross_calibrated"), dict):
+        # a shipped model's headline: per-photo means with 95% intervals, calibrated on other photos
+        cc = figures["cross_calibrated"]
+        items = [f"{_fmt(k)} **{v['mean']:.3f}** [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"
+                 for k, v in cc.items() if isinstance(v, dict) and "mean" in v and "ci95" in v]
+        return ("**Real-photo figures** (mean over photos, threshold and strategy calibrated on other photos; "
+                "see the model card): " + " · ".join(items))
     rows = _flatten(figures)
     items = [f"{_fmt(k)} **{_fmt(v)}**" for k, v in rows[:max_items]]
     if len(rows) > max_items:
         items.append(f"... {len(rows) - max_items} more")
     return "**Figures:** " + " · ".join(items)
+
+
+def _origin(value: Any) -> str:
+    return "the model's own" if value is not None else "default"
 
 
 def model_summary(spec: dict[str, Any], checkpoint: str | Path | None) -> str:
@@ -370,8 +381,8 @@ def model_summary(spec: dict[str, Any], checkpoint: str | Path | None) -> str:
     thr, strat = spec.get("threshold"), spec.get("strategy")
     parts = [f"**Model:** `{where}` — {spec.get('arch', 'Unet')} / {spec.get('encoder_name')}, "
              f"{spec.get('image_size')} px input.",
-             f"Threshold {thr if thr is not None else 0.5} ({'the model' + chr(39) + 's own' if thr is not None else 'default'}), "
-             f"strategy {strat or DEFAULT_STRATEGY} ({'the model' + chr(39) + 's own' if strat else 'default'})."]
+             f"Threshold {thr if thr is not None else 0.5} ({_origin(thr)}), "
+             f"strategy {strat or DEFAULT_STRATEGY} ({_origin(strat)})."]
     cal = spec.get("calibration") or {}
     if cal.get("n_images"):
         parts.append(f"Calibrated on {cal['n_images']} photos (mean IoU {float(cal.get('mean_iou', float('nan'))):.3f}).")

@@ -24,6 +24,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -32,7 +33,6 @@ from keysynth.app_core import AppInputError, dataset_root, load_photo, safe_extr
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = os.environ.get("KEYSYNTH_APP_SCREENSHOTS", "")
-REAL_SET = ROOT.parent / "shared" / "data" / "real_keys_dev"  # optional real key photos
 
 
 # ----------------------------------------------------------------------------- fixtures / helpers
@@ -413,6 +413,22 @@ def test_browser_evaluate_zip_shows_report(browser, tmp_path):
 
 
 @pytest.mark.slow
+def _synthetic_key_set(root: Path, n: int) -> Path:
+    """``n`` keysynth scenes (one large key each, procedural backgrounds) as images/ + masks/ PNGs."""
+    from backgrounds import make_backgrounds
+    from synth import SampleRenderer, SynthConfig
+
+    cfg = SynthConfig.default().replace(size=512, crop_like_prob=1.0, empty_prob=0.0)
+    r = SampleRenderer(cfg, backgrounds=make_backgrounds("procedural"))
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(n):
+        s = r.render(i, 3)
+        cv2.imwrite(str(root / "images" / f"s{i}.png"), s["image"][..., ::-1])
+        cv2.imwrite(str(root / "masks" / f"s{i}.png"), (s["mask"] == 1).astype(np.uint8) * 255)
+    return root
+
+
 def test_write_docs_screenshots(model_dir, tmp_path):
     """Writes docs/app_*.png; runs only with KEYSYNTH_APP_SCREENSHOTS=1 or =CHECKPOINT."""
     if SCREENSHOTS in ("", "0"):
@@ -422,17 +438,14 @@ def test_write_docs_screenshots(model_dir, tmp_path):
     from selenium.webdriver.common.by import By
 
     checkpoint = model_dir if SCREENSHOTS == "1" else Path(SCREENSHOTS)
-    photos = sorted((REAL_SET / "images").glob("*.jpg")) if REAL_SET.is_dir() else []
+    # generated scenes only (procedural backgrounds): the docs show no photo we may not redistribute
+    shots = _synthetic_key_set(tmp_path / "synthetic_keys", n=4)
     chosen = os.environ.get("KEYSYNTH_APP_SCREENSHOT_PHOTO")  # a photo for the Segment tab
-    photo = Path(chosen) if chosen else photos[0] if photos else _photo(tmp_path / "photo.jpg", size=(640, 480))
-    if photos:
-        real_zip = tmp_path / "real_keys_dev.zip"
-        with zipfile.ZipFile(real_zip, "w") as zf:
-            for f in sorted(REAL_SET.rglob("*")):
-                if f.is_file() and f.parent.name in ("images", "masks"):
-                    zf.write(f, f"real_keys_dev/{f.parent.name}/{f.name}")
-    else:
-        real_zip = _masks_set_zip(tmp_path / "set.zip", n=3)
+    photo = Path(chosen) if chosen else shots / "images" / "s0.png"
+    real_zip = tmp_path / "synthetic_keys.zip"
+    with zipfile.ZipFile(real_zip, "w") as zf:
+        for f in sorted(shots.rglob("*.png")):
+            zf.write(f, f"synthetic_keys/{f.parent.name}/{f.name}")
     with _serve(checkpoint, tmp_path) as url:
         drv = _driver(url, tmp_path / "profile")
         try:
