@@ -180,6 +180,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_annotation_args(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--format", default=None, help=f"annotation format of {what} (default: auto-detect)")
+    p.add_argument("--classes", default=None, help="comma-separated key class names (default: key-like names)")
+
+
+def _add_device_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def register(subparsers) -> None:
     """Add ``eval``, ``convert``, ``predict`` and ``export`` to the keysynth parser."""
     p = subparsers.add_parser("eval", help="evaluate a checkpoint on real annotated photos (metrics + HTML report)",
@@ -193,15 +203,13 @@ def register(subparsers) -> None:
                    help="key if probability >= threshold (default: the model's calibrated one, else 0.5)")
     p.add_argument("--allow-overlap", action="store_true",
                    help="score photos the model was calibrated on (refused by default: the figure would be optimistic)")
-    p.add_argument("--format", default=None, help="annotation format of --real (default: auto-detect)")
-    p.add_argument("--classes", default=None, help="comma-separated key class names (default: key-like names)")
+    _add_annotation_args(p, "--real")
     p.add_argument("--boundary-tol-px", type=float, default=None, help="boundary F1 tolerance in px")
     p.add_argument("--boundary-tol-frac", type=float, default=0.008,
                    help="boundary F1 tolerance as a fraction of the diagonal when --boundary-tol-px is not set (DAVIS 0.008)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for 95%% intervals")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_device_args(p)
     p.set_defaults(func=cmd_eval)
 
     p = subparsers.add_parser("convert", help="convert annotations (coco, cvat, supervisely, labelme, masks) to masks or COCO",
@@ -224,8 +232,7 @@ def register(subparsers) -> None:
     p.add_argument("--strategy", default=None, help=_strategy_help() + "; default: the model's calibrated one")
     p.add_argument("--threshold", type=float, default=None,
                    help="key if probability >= threshold (default: the model's calibrated one, else 0.5)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_device_args(p)
     p.set_defaults(func=cmd_predict)
 
     p = subparsers.add_parser("calibrate", help="pick the threshold and strategy that maximise mean IoU on real photos",
@@ -237,10 +244,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=None, help="write a model folder (safetensors + JSON) here instead of updating "
                                                "--checkpoint in place")
     p.add_argument("--strategies", default=None, help="comma-separated strategies to try (default: all)")
-    p.add_argument("--format", default=None, help="annotation format of --real (default: auto-detect)")
-    p.add_argument("--classes", default=None, help="comma-separated key class names (default: key-like names)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_annotation_args(p, "--real")
+    _add_device_args(p)
     p.set_defaults(func=cmd_calibrate)
 
     p = subparsers.add_parser("cutouts", help="write one RGBA cut-out per key instance of an annotated set",
@@ -251,8 +256,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output folder for NAME_kJ.png and cutouts.jsonl")
     p.add_argument("--min-area", type=int, default=64, help="skip instances with fewer key pixels (default 64)")
     p.add_argument("--margin", type=int, default=4, help="px of context kept around each instance (default 4)")
-    p.add_argument("--format", default=None, help="annotation format of SRC (default: auto-detect)")
-    p.add_argument("--classes", default=None, help="comma-separated key class names (default: key-like names)")
+    _add_annotation_args(p, "SRC")
     p.add_argument("--overwrite", action="store_true", help="replace the cut-outs of an earlier run in --out")
     p.set_defaults(func=cmd_cutouts)
 
