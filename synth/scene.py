@@ -207,15 +207,21 @@ class SampleRenderer:
         return layer, hole, km
 
     def _cutout_look(self, layer, rng, light, km):
-        """Re-light a photographed cut-out to the scene and blend its edge (synth.keysources)."""
+        """Mirror (half the time), re-light to the scene and edge-blend a photographed cut-out
+        (synth.keysources); the label follows the mirror, never the blend."""
         c = self.config
         rgba = layer.rgba if layer.rgba is not None else np.dstack([layer.rgb, layer.alpha])
+        label = layer.label
+        km["flip"] = bool(rng.random() < 0.5)  # a mirrored key is still a key (left/right bittings)
+        if km["flip"]:
+            rgba = np.ascontiguousarray(rgba[:, ::-1])
+            label = None if label is None else np.ascontiguousarray(label[:, ::-1])
         if c.cutout_relight:
             rp = sample_relight(rng, light, c.lighting_gradient_range[1])
             relight_layer(rgba, rp)
             km["relight"] = {k: v for k, v in rp.items() if k != "azimuth"}
         bp = sample_blend(rng, c.cutout_blend_weights)
-        rgba, lab, pad = blend_layer(rgba, layer.label, bp)
+        rgba, lab, pad = blend_layer(rgba, label, bp)
         km["blend"] = bp
         return Layer.from_rgba(rgba, layer.x0 - pad, layer.y0 - pad, lab)
 
