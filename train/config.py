@@ -72,7 +72,7 @@ class TrainConfig:
     # --- data stream ----------------------------------------------------------------------------
     num_workers: int = 1  # generator processes per rank; 0 renders in the trainer (deterministic)
     threads: int = 0  # torch CPU threads; 0 = CPU cores minus num_workers, at least 1 (oversubscription is ~5x slower)
-    init: str | None = None  # checkpoint whose model weights start this run (fine-tuning); optimizer starts fresh
+    init: str | None = None  # checkpoint or model folder whose weights start this run (fine-tuning); optimizer starts fresh
     buffer_size: int = 256  # shared-memory ring slots (samples) per rank
     max_reuse: int = 4  # a sample is drawn at most this often while fresh ones exist; 0 = unlimited
     refresh_fraction: float = 0.0  # refresh mode: replace this fraction of the buffer ...
