@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -9,7 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .base import BackgroundError, check_size, crop_resize, pick
+from .base import BackgroundError, check_size, crop_resize
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FolderBackgrounds", "IMAGE_EXTENSIONS"]
 
@@ -41,6 +44,45 @@ def _cache_put(key, img: np.ndarray) -> None:
     while _CACHE_BYTES[0] > budget and _CACHE:
         _, old = _CACHE.popitem(last=False)
         _CACHE_BYTES[0] -= old.nbytes
+
+
+_HEADERS: dict[str, tuple[int, bool]] = {}  # path -> (short side or 0, file ends with its end marker)
+
+
+def _header(path: Path) -> tuple[int, bool]:
+    """``(short side from the header, 0 when unknown; True when the file ends with its format's end
+    marker: JPEG EOI ``FF D9`` or PNG ``IEND`` within the last 64 bytes, other formats True)``, memoised."""
+    key = str(path)
+    hit = _HEADERS.get(key)
+    if hit is None:
+        short, ext = 0, path.suffix.lower()
+        try:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                short = min(im.size)
+        except Exception:  # noqa: BLE001 - the decode reports the error with the file name
+            short = 0
+        marker = {".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9", ".png": b"IEND"}.get(ext)
+        ok = True
+        if marker is not None:
+            with open(path, "rb") as fh:
+                fh.seek(max(0, path.stat().st_size - 64))
+                ok = marker in fh.read()
+        hit = _HEADERS[key] = (short, ok)
+    return hit
+
+
+def _complete(path: Path) -> bool:
+    return _header(path)[1]
+
+
+def _reduction(path: Path, need: int) -> int:
+    """JPEG decode reduction (1, 2, 4 or 8): the largest whose short side still covers ``need`` px."""
+    if path.suffix.lower() not in (".jpg", ".jpeg"):
+        return 1
+    short = _header(path)[0]
+    return next((r for r in (8, 4, 2) if short and short // r >= need), 1)
 
 
 _REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
@@ -75,10 +117,12 @@ class FolderBackgrounds:
             raise BackgroundError(f"background path {self.root} is not a folder; pass a folder of JPEG/PNG photos")
         self.scale_range = tuple(float(v) for v in scale_range)
         self._files: list[str] | None = None
+        self.skipped: dict[str, str] = {}  # file -> why it was skipped (this process)
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_files"] = None  # re-index lazily in the worker: keeps pickles small
+        state["skipped"] = {}
         return state
 
     @property
@@ -100,46 +144,56 @@ class FolderBackgrounds:
         return len(self.files)
 
     def _load(self, rel: str, need: int) -> np.ndarray:
-        path = self.root / rel
-        key_full = (str(path), 1)
-        # Prefer any cached version that is large enough.
-        for red in (8, 4, 2, 1):
-            img = _cache_get((str(path), red))
-            if img is not None and (red == 1 or min(img.shape[:2]) >= need):
-                return img
-        red = 1
-        if path.suffix.lower() in (".jpg", ".jpeg"):
-            try:
-                from PIL import Image
+        """The photo decoded at the reduction ``need`` calls for (cached under that reduction only,
+        so a sample's pixels never depend on what was decoded before).
 
-                with Image.open(path) as im:
-                    short = min(im.size)
-                red = 1
-                for r in (8, 4, 2):
-                    if short // r >= need:
-                        red = r
-                        break
-            except Exception:  # noqa: BLE001 - fall back to a full decode, which reports the error
-                red = 1
-        flag = _REDUCED[red]
-        bgr = cv2.imread(str(path), flag)
+        Raises:
+            BackgroundError: the file is truncated (no JPEG end-of-image / PNG IEND marker) or
+                cannot be decoded.
+        """
+        path = self.root / rel
+        red = _reduction(path, need)
+        img = _cache_get((str(path), red))
+        if img is not None:
+            return img
+        if not _complete(path):
+            raise BackgroundError(f"background image {path} is truncated (its end marker is missing); re-save "
+                                  f"or delete it, or remove it from {self.root}")
+        bgr = cv2.imread(str(path), _REDUCED[red])
         if bgr is None or bgr.ndim != 3 or bgr.shape[0] < 2 or bgr.shape[1] < 2:
             raise BackgroundError(
                 f"cannot decode background image {path}: the file is corrupt or not an image; "
                 f"delete or re-save it (JPEG/PNG) or remove it from {self.root}")
         img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        _cache_put((str(path), red) if red != 1 else key_full, img)
+        _cache_put((str(path), red), img)
         return img
 
     def sample(self, rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, dict]:
-        """Random photo, random crop (output aspect), rescale; meta names source/file/crop/reduce."""
+        """Random photo, random crop (output aspect), rescale; meta names source/file/crop/reduce.
+
+        A truncated or undecodable photo is skipped (the next file in sorted order is used; each
+        skipped file is logged once and counted in ``skipped``); only when no photo decodes is it an error.
+        """
         H, W = check_size(size)
         files = self.files
-        rel = pick(rng, files)
+        first = int(rng.integers(len(files)))  # the draw of ``pick(rng, files)``
         # The decoded short side covers the output at the largest crop (smaller crops upsample a
         # little, which reads as a slightly defocused background).
         need = int(max(H, W))
-        img = self._load(rel, need)
+        for k in range(len(files)):
+            rel = files[(first + k) % len(files)]
+            if rel in self.skipped:
+                continue
+            try:
+                img = self._load(rel, need)
+                break
+            except BackgroundError as exc:
+                self.skipped[rel] = str(exc)
+                log.warning("skipping background %s (%d skipped so far): %s", rel, len(self.skipped), exc)
+        else:
+            names = ", ".join(list(self.skipped)[:3])
+            raise BackgroundError(f"no background image in {self.root} could be decoded ({len(self.skipped)} "
+                                  f"skipped: {names}); re-save or replace them")
         out, meta = crop_resize(img, rng, (H, W), self.scale_range)
         meta.update({"source": "folder", "file": rel, "decoded_hw": list(img.shape[:2])})
         return out, meta

@@ -132,3 +132,33 @@ def test_crop_resize_flip_and_channel_gains():
     assert out.dtype == np.uint8 and np.abs(out.astype(int) - ref.astype(int)).max() <= 1
     exact = np.clip(np.floor(img * np.asarray(g) + 0.5), 0, 255)
     assert np.abs(out - exact).max() <= 1 and np.mean(out == exact) > 0.99
+
+
+def test_truncated_photo_is_skipped_counted_and_never_used(tmp_path):
+    import cv2
+
+    good = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    ok, buf = cv2.imencode(".jpg", good)
+    data = buf.tobytes()
+    (tmp_path / "a_truncated.jpg").write_bytes(data[: len(data) // 2])  # decodes with a grey block
+    (tmp_path / "b_good.jpg").write_bytes(data)
+    src = FolderBackgrounds(tmp_path)
+    files = set()
+    for seed in range(12):
+        img, meta = src.sample(np.random.default_rng(seed), (48, 48))
+        files.add(meta["file"])
+    assert files == {"b_good.jpg"} and list(src.skipped) == ["a_truncated.jpg"]
+    assert "truncated" in src.skipped["a_truncated.jpg"]
+
+
+def test_same_sample_whatever_was_decoded_before(tmp_path):
+    import cv2
+
+    rng0 = np.random.default_rng(1)
+    photo = cv2.GaussianBlur(rng0.integers(0, 256, (900, 1200, 3), dtype=np.uint8), (0, 0), 3)
+    cv2.imwrite(str(tmp_path / "p.jpg"), photo)
+    first = FolderBackgrounds(tmp_path).sample(np.random.default_rng(4), (64, 64))[0]
+    src = FolderBackgrounds(tmp_path)
+    src.sample(np.random.default_rng(9), (600, 600))  # a large request decodes at full size first
+    again = src.sample(np.random.default_rng(4), (64, 64))[0]
+    assert np.array_equal(first, again)
