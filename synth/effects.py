@@ -13,6 +13,8 @@ a low-resolution float32 gain map the camera chain multiplies together and appli
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from . import functional as F
@@ -244,6 +246,28 @@ class Jpeg(Effect):
         return F.jpeg(image, quality)
 
 
+_IMGAUG_LOCK = threading.Lock()
+_IMGAUG_WARM = [False]
+
+
+def _warm_imgaug() -> None:
+    """Run imgaug once per process under a lock, restoring NumPy's global RandomState around it:
+    imgaug (or a library it imports lazily) makes one hidden draw from the GLOBAL RandomState on
+    first use (found by tests/test_scene.py). Every later call uses explicit seeds only, so
+    rendering never touches the global RNG, also with Dask worker threads rendering at once."""
+    if _IMGAUG_WARM[0]:
+        return
+    with _IMGAUG_LOCK:
+        if _IMGAUG_WARM[0]:
+            return
+        state = np.random.get_state()
+        try:
+            ImgaugCamera._apply(np.zeros((8, 8, 3), np.uint8), 0, 1.0, 1.0, [1.0, 1.0, 1.0], 1.0, 1.0, 0.0, 1.0, 50)
+        finally:
+            np.random.set_state(state)
+        _IMGAUG_WARM[0] = True
+
+
 @register
 class ImgaugCamera(Effect):
     """Alternative sensor + ISP + codec chain built from imgaug augmenters (Jung et al., imgaug 0.4):
@@ -286,15 +310,9 @@ class ImgaugCamera(Effect):
 
     @staticmethod
     def apply(image, seed, read, shot_lam, gains, saturation, contrast, brightness, gamma, quality):
-        state = np.random.get_state()
-        try:
-            return ImgaugCamera._apply(image, seed, read, shot_lam, gains, saturation, contrast, brightness, gamma,
-                                       quality)
-        finally:
-            # imgaug (or a library it imports lazily) makes one hidden draw from numpy's GLOBAL
-            # RandomState on first use (found by tests/test_scene.py); restore it so rendering never
-            # touches the caller's global RNG (our own draws all come from the explicit seeds)
-            np.random.set_state(state)
+        _warm_imgaug()
+        return ImgaugCamera._apply(image, seed, read, shot_lam, gains, saturation, contrast, brightness, gamma,
+                                   quality)
 
     @staticmethod
     def _apply(image, seed, read, shot_lam, gains, saturation, contrast, brightness, gamma, quality):

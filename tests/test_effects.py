@@ -246,3 +246,21 @@ def test_gain_grids_equal_numpy_expressions():
                 ((xs - np.float32((S - 1) / 2)) * np.float32(gx / n / hd))[None, :]
             ref = np.maximum(1.0 + np.float32(a) * t, 0.0).astype(np.float32) * np.float32(k)
             assert np.array_equal(F.gradient_gain((S, S), a, gx, gy, scale=k), ref)
+
+
+def test_imgaug_camera_leaves_the_global_rng_alone_after_its_first_use(monkeypatch):
+    """Saving and restoring NumPy's global RandomState on every call races with other threads
+    (Dask threads render at once): only the first use, under a lock, may touch it."""
+    from synth.effects import ImgaugCamera
+
+    img = _image(3, 32)
+    ImgaugCamera.apply(img, **ImgaugCamera.test_params)  # first use (warms imgaug)
+
+    def forbidden(*a, **k):
+        raise AssertionError("the global RandomState was touched")
+
+    monkeypatch.setattr(np.random, "get_state", forbidden)
+    monkeypatch.setattr(np.random, "set_state", forbidden)
+    a = ImgaugCamera.apply(img, **ImgaugCamera.test_params)
+    b = ImgaugCamera.apply(img, **ImgaugCamera.test_params)
+    assert np.array_equal(a, b)
