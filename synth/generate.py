@@ -54,6 +54,7 @@ __all__ = ["BACKENDS", "RunMismatchError", "generate_dataset", "build_renderer",
 log = logging.getLogger(__name__)
 
 BACKENDS = ("loky", "dask")
+LOKY_IDLE_S = 5  # s a loky worker waits for work before it exits (joblib's default is 300)
 #: hidden folder (inside the output folder) holding done-markers and temporary files.
 STATE_DIR = ".keysynth"
 FORMAT_VERSION = 1
@@ -270,7 +271,9 @@ def _run_chunks(job: _ChunkJob, pending: list[int], *, workers: int, backend: st
             for result in parallel(tasks):
                 bar.update(len(_chunk_range(result["chunk"], size, n)))
     else:
-        parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered", pre_dispatch="2*n_jobs", batch_size=1)
+        # idle workers exit after LOKY_IDLE_S: also what ends them when the driver is killed
+        parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered", pre_dispatch="2*n_jobs",
+                            batch_size=1, idle_worker_timeout=LOKY_IDLE_S)
         for result in parallel(tasks):
             bar.update(len(_chunk_range(result["chunk"], size, n)))
 

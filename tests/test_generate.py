@@ -224,6 +224,32 @@ def test_resume_after_sigkill_of_the_whole_run(tmp_path):
     assert tree_bytes(out) == tree_bytes(reference)
 
 
+@pytest.mark.slow
+def test_workers_exit_soon_after_their_driver_is_killed(tmp_path):
+    import psutil
+
+    out = tmp_path / "out"
+    code = SUBPROCESS_RUN.format(tests=str(TESTS_DIR), out=str(out))
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = out / STATE_DIR / "done"
+    workers: list = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None and not (done.is_dir() and any(done.iterdir())):
+            time.sleep(0.05)
+        workers = [c for c in psutil.Process(proc.pid).children(recursive=True)]
+        assert workers, "no worker processes seen"
+        os.kill(proc.pid, signal.SIGKILL)  # the driver only: its workers must notice and leave
+        proc.wait(timeout=30)
+        gone, alive = psutil.wait_procs(workers, timeout=60)
+        assert not alive, f"{len(alive)} worker(s) still alive 60 s after the driver died"
+    finally:
+        for w in workers:
+            if w.is_running():
+                w.kill()
+
+
 @pytest.mark.parametrize(
     "change, named",
     [({"run_seed": 8}, "seed"), ({"n": 41}, "n:"), ({"fmt": "webdataset"}, "format"), ({"config": {"size": 64}}, "config.size")],
