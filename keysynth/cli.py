@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # Order = order in --help. Each entry is a module with ``register(subparsers)``.
@@ -22,6 +23,8 @@ COMMAND_MODULES = (
 )
 
 
+# sub-commands whose --out is a folder (the others write one file there)
+FOLDER_OUTPUTS = ("synth", "train", "eval", "convert", "predict", "calibrate", "cutouts", "demo")
 # the package loggers whose INFO messages a user of the CLI sees
 LOGGERS = ("keysynth", "synth", "train", "real_eval", "backgrounds")
 
@@ -63,12 +66,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _show_logs()
+    out = getattr(args, "out", None)
+    if args.command in FOLDER_OUTPUTS and out and os.path.exists(out) and not os.path.isdir(out):
+        print(f"keysynth {args.command}: error: --out {out} is a file; pass a folder (it is created if missing)",
+              file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
     except (CLIError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as exc:
         # Library code raises ValueError/FileNotFoundError/RuntimeError with messages naming the bad file or
         # value and the fix; show them without a traceback.
         print(f"keysynth {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an unwritable or wrong output path, a full disk: no traceback
+        where = f" {exc.filename!r}" if exc.filename else ""
+        print(f"keysynth {args.command}: error: {exc.strerror or exc}{where}; check that the output path (--out) "
+              f"is a folder you can write to and that the disk has room", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"keysynth {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)

@@ -19,6 +19,7 @@ from pathlib import Path
 __all__ = ["SynthConfig", "DEFAULT_YAML"]
 
 DEFAULT_YAML = Path(__file__).with_name("default.yaml")
+MAX_SIZE = 4096  # px: the largest sample side (memory grows with its square)
 CAMERA_BACKENDS = ("native", "imgaug")
 
 
@@ -120,6 +121,9 @@ class SynthConfig:
                              f"poisson) with a positive sum, got {w!r}")
         if not isinstance(self.size, int) or self.size < 16:
             raise ValueError(f"SynthConfig.size must be an int >= 16 (px), got {self.size!r}")
+        if self.size > MAX_SIZE:
+            raise ValueError(f"SynthConfig.size={self.size} px is above {MAX_SIZE} (one float32 canvas alone would "
+                             f"take {self.size ** 2 * 12 / 2**30:.1f} GiB); render at most {MAX_SIZE} px and resize")
         if self.n_keys_range[0] < 1:
             raise ValueError(f"SynthConfig.n_keys_range must start at >= 1 (use empty_prob for empty samples), got {self.n_keys_range!r}")
         if self.key_length_range[0] <= 0:

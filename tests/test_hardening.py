@@ -387,3 +387,44 @@ def test_dropped_annotation_objects_are_reported(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="real_eval.readers"):
         [s] = load_real_set(tmp_path / "cvat")
     assert not s.mask.any() and "annotations.xml: 1 key/ignore shape(s) cover no pixel" in caplog.text
+
+
+@pytest.mark.parametrize("argv", [["synth", "--n", "2", "--size", "64"], ["train", "--steps", "1"],
+                                  ["predict", "x.jpg"], ["convert", "src", "--to", "masks"], ["cutouts", "src"]])
+def test_an_out_that_is_a_file_is_a_clear_error_before_any_work(tmp_path, capsys, argv):
+    from keysynth.cli import main
+
+    f = tmp_path / "a_file"
+    f.write_text("keep me")
+    assert main(argv + ["--out", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file; pass a folder" in err and "Traceback" not in err
+    assert f.read_text() == "keep me"
+
+
+def test_huge_sizes_are_refused_up_front(capsys):
+    from keysynth.cli import main
+
+    assert main(["synth", "--out", "never_written", "--n", "1", "--size", "100000"]) == 2
+    assert "above 4096" in capsys.readouterr().err
+    from train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="<= 2048"):
+        TrainConfig(image_size=100000).validate()
+
+
+def test_an_unwritable_out_is_a_message_not_a_traceback(tmp_path, capsys):
+    import os as _os
+
+    from keysynth.cli import main
+
+    if _os.geteuid() == 0:
+        blocked = tmp_path / "a_file" / "sub"  # a path under a file: not writable even for root
+        (tmp_path / "a_file").write_text("x")
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        blocked = ro / "sub"
+    assert main(["synth", "--out", str(blocked), "--n", "1", "--size", "32", "--backgrounds", "procedural"]) == 2
+    err = capsys.readouterr().err
+    assert "check that the output path" in err and "Traceback" not in err

@@ -113,6 +113,8 @@ class TrainConfig:
         for name in ("image_size", "batch_size", "steps", "buffer_size"):
             if getattr(self, name) < 1:
                 bad(name, "must be >= 1")
+        if self.image_size > 2048:
+            bad("image_size", "must be <= 2048 px (a batch of larger samples does not fit in memory); e.g. 256 or 512")
         if self.image_size % 32:
             bad("image_size", "must be a multiple of 32 (encoder downsampling); e.g. 256 or 512")
         if self.decoder_width < 8:
