@@ -125,7 +125,6 @@ def _card(info: dict, per_photo: list[dict], table: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     import cv2
-    import torch
 
     from real_eval.calibrate import calibrate_probs, content_hashes, predict_all
     from real_eval.dataset import load_real_set

@@ -23,7 +23,6 @@ smeared edge changes the pixels, never the mask.
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Sequence
 
 import cv2

@@ -134,7 +134,7 @@ def test_cutout_samples_are_byte_identical_for_1_and_2_workers(cutout_dir, tmp_p
 
 def test_trainer_refuses_scoring_photos_the_cutouts_came_from(cutout_dir):
     from real_eval.calibrate import OverlapError
-    from train.trainer import check_cutout_overlap
+    from train.run_setup import check_cutout_overlap
 
     img, m = _photo()
     other = RealSample("other", np.full((60, 90, 3), 99, np.uint8), m)

@@ -36,6 +36,8 @@ from real_eval.model_io import build_model, default_model_spec
 from train.config import TrainConfig
 from train.evaluation import evaluate_real, evaluate_synthetic, load_real_samples, prediction_grid, render_val_set
 from train.losses import boundary_weight_at, segmentation_loss
+from train.run_setup import (check_cutout_overlap, cpu_threads, init_weights, make_real_crops, mix_real_crops,
+                             prepare_run_dir, sigterm_as_interrupt)
 from train.stream import make_stream
 
 __all__ = ["train", "derive_seed", "make_producer", "lr_factor", "save_checkpoint", "resolve_resume"]
@@ -98,114 +100,6 @@ def resolve_resume(resume: str | None, out: str) -> Path | None:
     if not p.is_file():
         raise FileNotFoundError(f"resume checkpoint {p} does not exist; pass --resume RUN_DIR or a .pt file")
     return p
-
-
-def cpu_threads(threads: int, num_workers: int) -> int:
-    """Torch intra-op threads for a CPU run: ``threads`` if > 0, else CPU cores (the ones this
-    process may use) minus generator workers, at least 1."""
-    if threads > 0:
-        return int(threads)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores - int(num_workers))
-
-
-def prepare_run_dir(ckpt_dir: Path, *, fresh: bool, overwrite: bool) -> None:
-    """Create ``ckpt_dir``; remove temp checkpoints a killed run left; for a fresh run refuse an
-    existing one (``FileExistsError`` naming the fix) unless ``overwrite``, which deletes its checkpoints."""
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    for tmp in ckpt_dir.glob(".tmp-*"):
-        tmp.unlink(missing_ok=True)
-    old = sorted(ckpt_dir.glob("*.pt"))
-    if fresh and old:
-        if not overwrite:
-            raise FileExistsError(f"{ckpt_dir.parent} already holds a training run ({old[0].name}); continue it "
-                                  f"with --resume, pick another --out, or pass --overwrite to start afresh")
-        for p in old:
-            p.unlink()
-
-
-def init_weights(model, path: str, device) -> None:
-    """Copy the weights of a checkpoint or model folder ``path`` (read safely, see
-    ``real_eval.model_io.load_checkpoint``) into ``model``.
-
-    Raises:
-        FileNotFoundError: no such file. ValueError: unreadable, or another architecture.
-    """
-    from real_eval.model_io import load_checkpoint
-
-    source, _ = load_checkpoint(path, str(device))
-    try:
-        model.load_state_dict(source.state_dict())
-    except RuntimeError as exc:
-        raise ValueError(f"--init {path}: its weights do not fit this model ({str(exc).splitlines()[0]}); "
-                         f"use the same --arch, --encoder-name, --decoder-width as that model") from None
-
-
-def check_cutout_overlap(real_set, key_source: str, *, allow: bool = False) -> None:
-    """Refuse evaluation photos that a cut-out folder of ``key_source`` was cut from (the
-    ``source_hash`` column of its ``cutouts.jsonl``, written by ``keysynth cutouts``).
-
-    Raises:
-        real_eval.calibrate.OverlapError: a photo is shared and ``allow`` is False.
-    """
-    import json
-
-    from real_eval.calibrate import check_disjoint
-    from synth.keysources import parse_key_sources
-
-    for name, _ in parse_key_sources(key_source or "procedural"):
-        index = Path(name) / "cutouts.jsonl"
-        if not index.is_file():
-            continue
-        hashes = {}
-        for line in index.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line) if line.strip() else {}
-            if isinstance(row, dict) and row.get("source_hash"):
-                hashes[str(row["source_hash"])] = str(row.get("source", row.get("file", "?")))
-        shared = check_disjoint(real_set, hashes, f"the cut-out sources of {name}", allow=allow)
-        if shared:
-            log.warning("scoring %d real photo(s) that cut-outs were taken from: %s", len(shared), ", ".join(shared))
-
-
-def make_real_crops(cfg: TrainConfig, real_set):
-    """:class:`train.realcrops.RealCrops` of ``cfg.real_train`` (``None`` without it); refuses
-    photos shared with the evaluation set ``real_set`` unless ``cfg.allow_overlap``."""
-    if not cfg.real_train or cfg.real_fraction <= 0:
-        return None
-    from real_eval.calibrate import check_disjoint, content_hashes
-    from real_eval.dataset import load_real_set
-    from train.realcrops import RealCrops
-
-    photos = load_real_set(cfg.real_train)
-    if real_set:
-        check_disjoint(real_set, content_hashes(photos), f"--real-train {cfg.real_train}", allow=cfg.allow_overlap)
-    return RealCrops(photos, cfg.image_size, seed=derive_seed(cfg.seed, "real-crops"))
-
-
-def mix_real_crops(batch, crops, cfg: TrainConfig, step: int) -> None:
-    """Replace the first :func:`train.realcrops.crops_per_batch` samples of ``batch`` by real crops."""
-    from train.realcrops import crops_per_batch
-
-    for j in range(min(len(batch.image), crops_per_batch(len(batch.image), cfg.real_fraction, step))):
-        batch.image[j], batch.mask[j] = crops.crop(step, j)
-        if batch.dist is not None:
-            from train.distmaps import signed_distance_map
-
-            batch.dist[j] = signed_distance_map(batch.mask[j], cfg.ignore_index)
-
-
-def _sigterm_as_interrupt():
-    """In the main thread, make SIGTERM raise ``KeyboardInterrupt`` (so a terminated run saves a
-    checkpoint like Ctrl-C does); returns the previous handler, or ``None`` off the main thread."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    return signal.signal(signal.SIGTERM, handler)
 
 
 def _csv_start(path: Path, resume_step: int | None) -> None:
@@ -351,7 +245,7 @@ def train(config: TrainConfig, *, producer=None, should_stop: Callable[[int], bo
     writer = None
     history: list[dict] = []
     metrics: dict[str, float] = {}
-    old_sigterm = _sigterm_as_interrupt()
+    old_sigterm = sigterm_as_interrupt()
     try:
         # ---- evaluation sets (rank 0) -------------------------------------------------------------
         val_set = render_val_set(val_producer, cfg.val_size, val_seed) if is_main and val_producer is not None else []
