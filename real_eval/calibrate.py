@@ -3,9 +3,9 @@
 The model outputs a key probability per pixel; the threshold that turns it into a mask, and the
 strategy that runs the model over a photo of any size (:mod:`real_eval.strategies`), decide the
 real-photo IoU as much as the weights do. :func:`calibrate` predicts every photo once per
-strategy, reads the mean IoU at every threshold on a 0.05 grid off the per-photo probability
-histograms (:func:`real_eval.evaluate.evaluate_model`'s sweep: exact for those thresholds), and
-returns the pair with the highest mean IoU over photos (ties: the threshold nearest 0.5, then the
+strategy, reads the mean IoU over photos at every threshold on the 0.05 grid off per-photo
+probability histograms (:func:`real_eval.evaluate.threshold_sweep`, the sweep ``keysynth eval``
+reports), and returns the pair with the highest mean IoU over photos (ties: the threshold nearest 0.5, then the
 strategy listed first in :data:`real_eval.strategies.STRATEGIES`).
 
 Calibration and test photos must differ, or the test figure is tuned to the test set: the model
@@ -61,19 +61,6 @@ def check_disjoint(samples: Sequence, hashes: dict[str, str] | Sequence[str], wh
     return [a for a, _ in shared]
 
 
-def _mean_iou_curve(probs: Sequence[np.ndarray], masks: Sequence[np.ndarray], thresholds: np.ndarray) -> np.ndarray:
-    """Mean over photos of IoU(prob >= t, mask == 1) for each t (ignore pixels left out)."""
-    rows = []
-    for p, m in zip(probs, masks):
-        pos, neg = p[m == 1], p[m == 0]
-        tp = (pos[None, :] >= thresholds[:, None]).sum(1) if pos.size else np.zeros(len(thresholds))
-        fp = (neg[None, :] >= thresholds[:, None]).sum(1) if neg.size else np.zeros(len(thresholds))
-        fn = pos.size - tp
-        union = tp + fp + fn
-        rows.append(np.where(union > 0, tp / np.maximum(union, 1), 1.0))
-    return np.mean(rows, axis=0)
-
-
 def calibrate_probs(probs: dict[str, Sequence[np.ndarray]], masks: Sequence[np.ndarray]) -> dict[str, Any]:
     """The (threshold, strategy) pair with the highest mean IoU, from probability maps already predicted.
 
@@ -85,10 +72,13 @@ def calibrate_probs(probs: dict[str, Sequence[np.ndarray]], masks: Sequence[np.n
         ``{"threshold", "strategy", "mean_iou", "table": [{"strategy", "threshold", "mean_iou"}]}``;
         thresholds on the 0.05 grid, ties to the threshold nearest 0.5, then the first strategy.
     """
-    grid = np.round(np.arange(0.05, 0.951, 0.05), 2)
+    from real_eval.evaluate import probability_histograms, threshold_sweep
+
     table = []
     for name, maps in probs.items():
-        curve = _mean_iou_curve([np.asarray(p, np.float32) for p in maps], masks, grid)
+        hists = [probability_histograms(np.asarray(p, np.float32), m) for p, m in zip(maps, masks)]
+        sweep = threshold_sweep(np.array([h[0] for h in hists]), np.array([h[1] for h in hists]))
+        grid, curve = sweep["thresholds"], sweep["mean_iou"]
         best = max(range(len(grid)), key=lambda i: (round(float(curve[i]), 12), -abs(grid[i] - 0.5)))
         table.append({"strategy": name, "threshold": float(grid[best]), "mean_iou": float(curve[best])})
     top = max(table, key=lambda r: (round(r["mean_iou"], 12), -list(probs).index(r["strategy"])))

@@ -28,12 +28,13 @@ from real_eval.metrics import IGNORE, METRIC_NAMES, image_metrics, region_metric
 from real_eval.predict import atomic_write_png, predict_probs
 from real_eval.strategies import DEFAULT_STRATEGY
 
-__all__ = ["evaluate_model", "evaluate_checkpoint", "make_overlay", "SIZE_BINS"]
+__all__ = ["evaluate_model", "evaluate_checkpoint", "probability_histograms", "threshold_sweep", "make_overlay", "SIZE_BINS"]
 
 # (label, low, high): key share in [low, high); "no key" = photos without key pixels.
 SIZE_BINS = (("no key", 0.0, 0.0), ("< 0.5%", 0.0, 0.005), ("0.5-1%", 0.005, 0.01), ("1-2%", 0.01, 0.02),
              ("2-4%", 0.02, 0.04), ("4-8%", 0.04, 0.08), ("8-16%", 0.08, 0.16), (">= 16%", 0.16, 1.01))
 _N_BINS = 100
+PROB_EDGES = np.linspace(0.0, 1.0, _N_BINS + 1)
 
 
 def make_overlay(image: np.ndarray, gt: np.ndarray, pred: np.ndarray, *, max_side: int = 1024) -> np.ndarray:
@@ -61,10 +62,18 @@ def make_overlay(image: np.ndarray, gt: np.ndarray, pred: np.ndarray, *, max_sid
     return out
 
 
-def _sweep(pos_hists: np.ndarray, neg_hists: np.ndarray, edges: np.ndarray) -> dict[str, Any]:
-    """Metrics vs threshold from per-image histograms (pred = prob >= t)."""
+def probability_histograms(prob: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Histograms (int64 (100,)) of a float probability map (H, W) over key pixels (``mask == 1``)
+    and background pixels (``mask == 0``), 100 equal bins of [0, 1]: every threshold on the 0.01
+    grid is exact from them (ignore pixels are left out)."""
+    return (np.histogram(prob[mask == 1], bins=PROB_EDGES)[0], np.histogram(prob[mask == 0], bins=PROB_EDGES)[0])
+
+
+def threshold_sweep(pos_hists: np.ndarray, neg_hists: np.ndarray) -> dict[str, Any]:
+    """Micro IoU / Dice / precision / recall and the per-image mean IoU at thresholds 0.05, 0.10,
+    ..., 0.95 (pred = prob >= t) from per-image :func:`probability_histograms` (n_images, 100)."""
     idx = list(range(5, _N_BINS, 5))
-    thr = [float(round(edges[i], 4)) for i in idx]
+    thr = [float(round(PROB_EDGES[i], 4)) for i in idx]
     pos_tot = pos_hists.sum(1)
     res: dict[str, list] = {k: [] for k in ("micro_iou", "micro_dice", "micro_precision", "micro_recall", "mean_iou")}
     for i in idx:
@@ -134,7 +143,6 @@ def evaluate_model(model, model_spec: dict[str, Any], samples: Sequence, *, devi
     if not 0.0 <= float(threshold) <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
     out_path = Path(out_dir) if out_dir is not None else None
-    edges = np.linspace(0.0, 1.0, _N_BINS + 1)
     rows, pos_h, neg_h = [], [], []
     was_training = bool(getattr(model, "training", False))
     model.eval()
@@ -147,8 +155,9 @@ def evaluate_model(model, model_spec: dict[str, Any], samples: Sequence, *, devi
             r = {"name": s.name, "height": int(s.mask.shape[0]), "width": int(s.mask.shape[1])}
             r.update(image_metrics(pred, s.mask, tol_px=boundary_tol_px, tol_frac=boundary_tol_frac, biou_d_frac=biou_d_frac))
             rows.append(r)
-            pos_h.append(np.histogram(prob[s.mask == 1], bins=edges)[0])
-            neg_h.append(np.histogram(prob[s.mask == 0], bins=edges)[0])
+            pos, neg = probability_histograms(prob, s.mask)
+            pos_h.append(pos)
+            neg_h.append(neg)
             if out_path is not None:
                 atomic_write_png(output_file(out_path, "overlays", f"{s.name}.png"), make_overlay(s.image, s.mask, pred))
                 atomic_write_png(output_file(out_path, "probs", f"{s.name}.png"), np.round(prob * 255).astype(np.uint8))
@@ -157,7 +166,7 @@ def evaluate_model(model, model_spec: dict[str, Any], samples: Sequence, *, devi
     result = {
         "overall": summarize(rows, n_boot=n_boot, seed=seed),
         "per_image": rows,
-        "sweep": _sweep(np.array(pos_h).reshape(-1, _N_BINS), np.array(neg_h).reshape(-1, _N_BINS), edges),
+        "sweep": threshold_sweep(np.array(pos_h).reshape(-1, _N_BINS), np.array(neg_h).reshape(-1, _N_BINS)),
         "by_size": _by_size(rows),
         "settings": {"threshold": float(threshold), "strategy": strategy, "boundary_tol_px": boundary_tol_px,
                      "boundary_tol_frac": boundary_tol_frac, "biou_d_frac": biou_d_frac, "n_boot": n_boot, "seed": seed,
