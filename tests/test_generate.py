@@ -194,18 +194,25 @@ generate_dataset({out!r}, n=120, run_seed=7, config={{"size": 48}}, chunk_size=4
 """
 
 
-def test_resume_after_sigkill_of_the_whole_run(tmp_path):
-    out = tmp_path / "out"
+def _start_run(out, chunks: int):
+    """A 120-sample, 2-worker run in its own process session; returns ``(process, done folder)``
+    once ``chunks`` chunks are marked done (or the run ended, or 60 s passed)."""
     code = SUBPROCESS_RUN.format(tests=str(TESTS_DIR), out=str(out))
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     done = out / STATE_DIR / "done"
     deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if done.is_dir() and len(list(done.iterdir())) >= chunks:
+            break
+        time.sleep(0.05)
+    return proc, done
+
+
+def test_resume_after_sigkill_of_the_whole_run(tmp_path):
+    out = tmp_path / "out"
+    proc, done = _start_run(out, 3)
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if done.is_dir() and len(list(done.iterdir())) >= 3:
-                break
-            time.sleep(0.05)
         assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
         os.killpg(proc.pid, signal.SIGKILL)  # the run and its loky workers (its own session)
     finally:
@@ -228,16 +235,9 @@ def test_resume_after_sigkill_of_the_whole_run(tmp_path):
 def test_workers_exit_soon_after_their_driver_is_killed(tmp_path):
     import psutil
 
-    out = tmp_path / "out"
-    code = SUBPROCESS_RUN.format(tests=str(TESTS_DIR), out=str(out))
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    done = out / STATE_DIR / "done"
+    proc, _ = _start_run(tmp_path / "out", 1)
     workers: list = []
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None and not (done.is_dir() and any(done.iterdir())):
-            time.sleep(0.05)
         workers = [c for c in psutil.Process(proc.pid).children(recursive=True)]
         assert workers, "no worker processes seen"
         os.kill(proc.pid, signal.SIGKILL)  # the driver only: its workers must notice and leave
