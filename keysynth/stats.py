@@ -19,7 +19,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from real_eval.dataset import load_real_set
     from real_eval.scene_stats import compare_table, plot_comparison, set_stats
     from synth import SampleRenderer
-    from synth.commands import _with_key_source, load_config
+    from synth.commands import load_config
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":
@@ -29,7 +29,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     real = load_real_set(args.real, fmt=args.format)
     if not real:
         raise ValueError(f"real set {args.real} holds no photos")
-    config = _with_key_source(load_config(args.config, args.size), args.key_source)
+    config = load_config(args.config, args.size, args.key_source)
     renderer = SampleRenderer(config, backgrounds=make_backgrounds(args.backgrounds))
     synth = [renderer.render(i, args.seed) for i in range(args.n)]
     a = set_stats((s.image, s.mask) for s in real)

@@ -30,11 +30,12 @@ def _seed(text: str) -> int:
     return value
 
 
-def load_config(path: str | None, size: int | None):
-    """``SynthConfig`` from ``path`` (YAML; default config when None), with ``size`` (px) overriding.
+def load_config(path: str | None, size: int | None, key_source: str | None = None):
+    """``SynthConfig`` from ``path`` (YAML; default config when None), with ``size`` (px) and
+    ``key_source`` (checked by building the source once) overriding when given.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
+        FileNotFoundError: ``path`` does not exist. ValueError: a bad ``key_source``.
     """
     from synth import SynthConfig
 
@@ -46,17 +47,12 @@ def load_config(path: str | None, size: int | None):
         config = SynthConfig()
     if size is not None:
         config = dataclasses.replace(config, size=int(size))
+    if key_source is not None:
+        from synth.scene import make_keys
+
+        make_keys(key_source)
+        config = dataclasses.replace(config, key_source=key_source)
     return config
-
-
-def _with_key_source(config, spec: str | None):
-    """``config`` with ``key_source = spec`` (checked by building the source once) when given."""
-    if spec is None:
-        return config
-    from synth.scene import make_keys
-
-    make_keys(spec)
-    return dataclasses.replace(config, key_source=spec)
 
 
 def _cutouts(root: str):
@@ -82,7 +78,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     """Generate a dataset on disk (resumable); prints a one-line summary. Returns 0."""
     from synth.generate import build_renderer, generate_dataset
 
-    config = _with_key_source(load_config(args.config, args.size), args.key_source)
+    config = load_config(args.config, args.size, args.key_source)
     renderer = build_renderer(config, args.backgrounds, args.cutouts)
     summary = generate_dataset(
         args.out, n=args.n, run_seed=args.seed, config=config, backgrounds_spec=args.backgrounds,
@@ -110,7 +106,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out}: the preview is a PNG image; give a file name ending in .png")
     out.parent.mkdir(parents=True, exist_ok=True)
     hist = out.with_name(out.stem + "_hist.png")
-    config = _with_key_source(load_config(args.config, args.size), args.key_source)
+    config = load_config(args.config, args.size, args.key_source)
     keys = _cutouts(args.cutouts) if args.cutouts else None
     write_preview(out, n=args.n, config=config, run_seed=args.seed, backgrounds=make_backgrounds(args.backgrounds),
                   hist_png=hist, keys=keys)
