@@ -85,6 +85,8 @@ def _reduction(path: Path, need: int) -> int:
     return next((r for r in (8, 4, 2) if short and short // r >= need), 1)
 
 
+_MIN_SIDE = 2  # px; a smaller decoded photo cannot be cropped and rescaled into a background
+
 _REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
             8: cv2.IMREAD_REDUCED_COLOR_8}
 
@@ -160,10 +162,14 @@ class FolderBackgrounds:
             raise BackgroundError(f"background image {path} is truncated (its end marker is missing); re-save "
                                   f"or delete it, or remove it from {self.root}")
         bgr = cv2.imread(str(path), _REDUCED[red])
-        if bgr is None or bgr.ndim != 3 or bgr.shape[0] < 2 or bgr.shape[1] < 2:
+        if bgr is None or bgr.ndim != 3:
             raise BackgroundError(
                 f"cannot decode background image {path}: the file is corrupt or not an image; "
                 f"delete or re-save it (JPEG/PNG) or remove it from {self.root}")
+        if min(bgr.shape[:2]) < _MIN_SIDE:
+            raise BackgroundError(
+                f"background image {path} decodes to {bgr.shape[1]}x{bgr.shape[0]} px, too small to crop a "
+                f"background from (at least {_MIN_SIDE} px per side); use a larger photo or remove it from {self.root}")
         img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         _cache_put((str(path), red), img)
         return img
@@ -191,9 +197,9 @@ class FolderBackgrounds:
                 self.skipped[rel] = str(exc)
                 log.warning("skipping background %s (%d skipped so far): %s", rel, len(self.skipped), exc)
         else:
-            names = ", ".join(list(self.skipped)[:3])
-            raise BackgroundError(f"no background image in {self.root} could be decoded ({len(self.skipped)} "
-                                  f"skipped: {names}); re-save or replace them")
+            first, why = next(iter(self.skipped.items()))
+            raise BackgroundError(f"no background image in {self.root} can be used ({len(self.skipped)} skipped; "
+                                  f"{first}: {why})")
         out, meta = crop_resize(img, rng, (H, W), self.scale_range)
         meta.update({"source": "folder", "file": rel, "decoded_hw": list(img.shape[:2])})
         return out, meta

@@ -7,7 +7,12 @@ synthetic-only checkpoint, so a short CPU budget measures what the variant adds)
 - ``mixed``           each key is procedural or a real cut-out, 50/50;
 - ``cutouts_only``    real cut-outs only;
 - ``mixed_hard``      ``mixed`` with hard-edged pastes only (no feathering, motion or Poisson);
-- ``mixed_no_relight``  ``mixed`` without re-lighting the cut-outs to the scene.
+- ``mixed_no_relight``  ``mixed`` without re-lighting the cut-outs to the scene;
+- ``mixed_gaussian``, ``mixed_motion``, ``mixed_poisson``: ``mixed`` with one blend mode only;
+- ``mixed_real``      ``mixed`` plus augmented crops of the fold's training photos, 25 % of each batch
+                      (``--real-train``, ``--real-fraction``);
+- ``old_defaults``    ``synthetic`` with the scene defaults used before they were matched to real
+                      key statistics (more tiny keys, shorter typical keys, more sensor noise).
 
 The cut-out variants run once per fold (:func:`real_eval.folds.grouped_folds`): the cut-outs come
 from the photos of the other groups (``keysynth cutouts``), and only the held-out group is scored,
@@ -40,6 +45,12 @@ VARIANTS = {
     "cutouts_only": {"source": 1.0},
     "mixed_hard": {"source": 0.5, "synth": {"cutout_blend_weights": (1.0, 0.0, 0.0, 0.0)}},
     "mixed_no_relight": {"source": 0.5, "synth": {"cutout_relight": False}},
+    "mixed_gaussian": {"source": 0.5, "synth": {"cutout_blend_weights": (0.0, 1.0, 0.0, 0.0)}},
+    "mixed_motion": {"source": 0.5, "synth": {"cutout_blend_weights": (0.0, 0.0, 1.0, 0.0)}},
+    "mixed_poisson": {"source": 0.5, "synth": {"cutout_blend_weights": (0.0, 0.0, 0.0, 1.0)}},
+    "mixed_real": {"source": 0.5, "real_fraction": 0.25},
+    "old_defaults": {"source": None, "synth": {"key_length_typical_range": (0.1, 0.6), "tiny_key_prob": 0.3,
+                                               "read_noise_range": (0.3, 6.0)}},
 }
 
 
@@ -50,6 +61,7 @@ def _cpu_s() -> float:
 
 def run_one(variant: str, fold: str, held: list[str], train_names: list[str], samples: dict, seed: int, args) -> dict:
     from real_eval.evaluate import evaluate_model
+    from real_eval.convert import write_mask_folder
     from real_eval.extract_cutouts import extract_cutouts
     from real_eval.model_io import load_checkpoint
     from synth import SynthConfig
@@ -69,12 +81,18 @@ def run_one(variant: str, fold: str, held: list[str], train_names: list[str], sa
             extract_cutouts([samples[n] for n in train_names], cuts, overwrite=True)
         w = spec["source"]
         key_source = str(cuts) if w >= 1.0 else f"procedural:{1 - w},{cuts}:{w}"
+    real_train, real_fraction = None, spec.get("real_fraction", 0.0)
+    if real_fraction:
+        real_train = out / "real_train"
+        if not (real_train / "masks").is_dir():
+            write_mask_folder([samples[n] for n in train_names], real_train)
     synth_yaml = out / "synth.yaml"
     SynthConfig.default().replace(size=args.size, key_source=key_source, **spec.get("synth", {})).to_yaml(synth_yaml)
     cfg = TrainConfig(out=str(out), seed=seed, device="cpu", image_size=args.size, steps=args.steps,
                       batch_size=args.batch_size, lr=args.lr, warmup=max(1, args.steps // 10), num_workers=1,
                       backgrounds=args.backgrounds, synth_config=str(synth_yaml), eval_every=0, val_size=8,
                       checkpoint_every=max(50, args.steps // 4), progress=False, init=args.init,
+                      real_train=str(real_train) if real_train else None, real_fraction=real_fraction,
                       resume="auto" if (out / "checkpoints" / "last.pt").is_file() else None)
     t0, c0 = time.perf_counter(), _cpu_s()
     summary = train(cfg)
@@ -114,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     per_variant: dict[str, dict] = {}
     for variant in args.variants:
         for seed in args.seeds:
-            plan = [("all", names, [])] if VARIANTS[variant]["source"] is None else folds
+            per_fold = VARIANTS[variant]["source"] is not None or VARIANTS[variant].get("real_fraction")
+            plan = folds if per_fold else [("all", names, [])]
             rows = []
             for fold, held, rest in plan:
                 print(f"[folds] {variant} seed {seed} fold {fold} ({len(rest)} training photos) ...", flush=True)

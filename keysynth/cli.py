@@ -19,7 +19,7 @@ COMMAND_MODULES = (
     "real_eval.commands",  # eval, convert, predict, export
     "keysynth.demo",       # demo
     "keysynth.app",        # app (web app; imports gradio only when run)
-    "keysynth.stats",      # stats
+    "keysynth.stats",      # stats, and the --real statistics section of preview
 )
 
 

@@ -11,14 +11,35 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["register", "cmd_stats"]
+__all__ = ["register", "cmd_stats", "compare_with_real"]
 
 
-def cmd_stats(args: argparse.Namespace) -> int:
+def compare_with_real(real_dir: str, fmt: str | None, config, backgrounds: str, n: int, seed: int, out: Path) -> str:
+    """Render ``n`` samples, measure them and the real set the same way, write the histogram PNG
+    ``out``; returns the table of medians and quartiles.
+
+    Raises:
+        ValueError: the real set holds no photos, or a reader error naming the file.
+    """
     from backgrounds import make_backgrounds
     from real_eval.dataset import load_real_set
     from real_eval.scene_stats import compare_table, plot_comparison, set_stats
     from synth import SampleRenderer
+
+    real = load_real_set(real_dir, fmt=fmt)
+    if not real:
+        raise ValueError(f"real set {real_dir} holds no photos")
+    renderer = SampleRenderer(config, backgrounds=make_backgrounds(backgrounds))
+    synth = [renderer.render(i, seed) for i in range(n)]
+    a = set_stats((s.image, s.mask) for s in real)
+    b = set_stats((s["image"], s["mask"]) for s in synth)
+    names = (f"real: {Path(real_dir).name}", "generator")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_comparison(a, b, names, out)
+    return compare_table(a, b, names)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
     from synth.commands import load_config
 
     out = Path(args.out)
@@ -26,20 +47,30 @@ def cmd_stats(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out}: the comparison is a PNG image; give a file name ending in .png")
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
-    real = load_real_set(args.real, fmt=args.format)
-    if not real:
-        raise ValueError(f"real set {args.real} holds no photos")
     config = load_config(args.config, args.size, args.key_source)
-    renderer = SampleRenderer(config, backgrounds=make_backgrounds(args.backgrounds))
-    synth = [renderer.render(i, args.seed) for i in range(args.n)]
-    a = set_stats((s.image, s.mask) for s in real)
-    b = set_stats((s["image"], s["mask"]) for s in synth)
-    names = (f"real: {Path(args.real).name}", "generator")
-    print(compare_table(a, b, names))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    plot_comparison(a, b, names, out)
+    print(compare_with_real(args.real, args.format, config, args.backgrounds, args.n, args.seed, out))
     print(f"wrote {out}")
     return 0
+
+
+def _preview_with_stats(preview_func):
+    """``keysynth preview`` plus, with ``--real DIR``, the scene-statistics comparison of its samples."""
+
+    def run(args: argparse.Namespace) -> int:
+        from synth.commands import load_config
+
+        if args.real is not None and not Path(args.real).exists():
+            raise ValueError(f"--real {args.real} does not exist; pass an annotated set of real key photos")
+        rc = preview_func(args)
+        if rc == 0 and args.real is not None:
+            out = Path(args.out)
+            stats_png = out.with_name(out.stem + "_stats.png")
+            config = load_config(args.config, args.size, args.key_source)
+            print(compare_with_real(args.real, None, config, args.backgrounds, args.n, args.seed, stats_png))
+            print(f"wrote {stats_png}")
+        return rc
+
+    return run
 
 
 def register(subparsers) -> None:
@@ -56,3 +87,9 @@ def register(subparsers) -> None:
     p.add_argument("--format", default=None, help="annotation format of REAL (default: auto-detect)")
     p.add_argument("--seed", type=int, default=0, help="generator run seed (default 0)")
     p.set_defaults(func=cmd_stats)
+    preview = subparsers.choices.get("preview")
+    if preview is not None:  # a statistics section for `keysynth preview`
+        preview.add_argument("--real", default=None, metavar="DIR",
+                             help="also compare the previewed samples' scene statistics with this annotated real "
+                                  "set (table printed, histograms in <stem>_stats.png)")
+        preview.set_defaults(func=_preview_with_stats(preview.get_default("func")))

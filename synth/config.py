@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from .schema import check_fields, knob
+
 __all__ = ["SynthConfig", "DEFAULT_YAML"]
 
 DEFAULT_YAML = Path(__file__).with_name("default.yaml")
@@ -26,117 +28,137 @@ CAMERA_BACKENDS = ("native", "imgaug")
 @dataclass
 class SynthConfig:
     # ---- frame / sources
-    size: int = 256                       # output side (square), px
-    backgrounds: str = "default"          # make_backgrounds spec when no source is passed
-    key_source: str = "procedural"        # "procedural" (synth.keys), "fallback", a cut-out folder, or a mix "procedural:0.5,DIR:0.5"
-    key_kinds: tuple | None = None        # subset for ProceduralKeys (None = all)
-    key_materials: tuple | None = None
+    size: int = knob(256, 'output side of the square sample', unit='px', low=16, high=MAX_SIZE)
+    backgrounds: str = knob("default",
+        'background source spec when the renderer is given none: default, procedural, bundled or a photo folder')
+    key_source: str = knob("procedural",
+        'where keys come from: procedural, fallback, a cut-out folder, or a weighted mix such as procedural:0.5,DIR:0.5')
+    key_kinds: tuple | None = knob(None, 'procedural key kinds to draw from (null = all)')
+    key_materials: tuple | None = knob(None, 'procedural key materials to draw from (null = all)')
     # ---- asset bank (synth.keys.bank): cached key / distractor geometry, re-lit per sample
-    asset_bank_size: int = 64             # key shapes per size bucket; 0 = build every object afresh
-    distractor_bank_size: int = 8         # shapes per distractor kind and size bucket (0 = afresh)
-    background_bank_size: int = 64        # procedural background textures per generation (0 = afresh)
-    asset_bank_refresh: int = 20000       # samples per bank generation (new shapes after that many indices)
-    asset_cache_mib: int = 384            # per-process LRU budget for cached geometry, MiB
+    asset_bank_size: int = knob(64,
+        'key shapes cached per size bucket and re-lit per sample; 0 builds every key afresh', unit='shapes', low=0,
+        high=100000)
+    distractor_bank_size: int = knob(8,
+        'shapes cached per distractor kind and size bucket; 0 builds afresh', unit='shapes', low=0, high=100000)
+    background_bank_size: int = knob(64,
+        'procedural background textures cached per bank generation; 0 builds afresh', unit='textures', low=0,
+        high=100000)
+    asset_bank_refresh: int = knob(20000,
+        'samples per asset-bank generation: new shapes after this many indices', unit='samples', low=1)
+    asset_cache_mib: int = knob(384, 'per-process budget of the cached geometry', unit='MiB', low=0, high=1048576)
     # ---- scene layout
-    empty_prob: float = 0.12              # samples with no key at all (empty mask)
-    n_keys_range: tuple = (1, 4)          # inclusive
-    key_length_range: tuple = (0.02, 0.8)  # key long side / frame side, LOG-uniform (tiny draws)
-    key_length_typical_range: tuple = (0.15, 0.7)  # LOG-uniform range of the other draws
-    tiny_key_prob: float = 0.15           # draw from the full key_length_range (phone photos: tiny keys)
-    crop_like_prob: float = 0.2           # one key centred with margin (second-stage crop view)
-    crop_like_length_range: tuple = (0.45, 0.95)
-    crop_like_cut_prob: float = 0.35      # ... of which partly cut by the border
-    ring_cluster_prob: float = 0.35       # several keys fanned on one ring (overlapping)
-    border_cut_prob: float = 0.15         # a free key placed partly outside the frame
-    cutout_relight: bool = True           # re-light photographed cut-outs to the scene (exposure, contrast, colour, gradient)
-    cutout_blend_weights: tuple = (0.25, 0.35, 0.2, 0.2)  # cut-out edge blend: hard, gaussian, motion, poisson
-    perspective_range: tuple = (0.0, 0.15)  # corner jitter / cut-out side (projective warp)
-    aspect_jitter_range: tuple = (0.85, 1.15)  # foreshortening of the key's width
+    empty_prob: float = knob(0.12, 'share of samples with no key at all (empty mask)', low=0, high=1)
+    n_keys_range: tuple = knob((1, 4), 'keys per non-empty sample, inclusive', unit='keys', low=1, high=64)
+    key_length_range: tuple = knob((0.02, 0.8),
+        'key long side relative to the frame side, log-uniform (the tiny-key draws)', unit='x frame side', low=0.005,
+        high=2.0)
+    key_length_typical_range: tuple = knob((0.15, 0.7),
+        'key long side relative to the frame side for the other draws, log-uniform', unit='x frame side', low=0.005,
+        high=2.0)
+    tiny_key_prob: float = knob(0.15,
+        'share of keys drawn from the full key_length_range (small keys in phone photos)', low=0, high=1)
+    crop_like_prob: float = knob(0.2,
+        'share of samples showing one key centred with a margin (the view of a second-stage crop)', low=0, high=1)
+    crop_like_length_range: tuple = knob((0.45, 0.95),
+        'key long side in crop-like samples', unit='x frame side', low=0.05, high=2.0)
+    crop_like_cut_prob: float = knob(0.35,
+        'share of crop-like samples whose key is partly cut by the border', low=0, high=1)
+    ring_cluster_prob: float = knob(0.35,
+        'share of samples with several keys fanned on one key ring (overlapping)', low=0, high=1)
+    border_cut_prob: float = knob(0.15, 'share of free keys placed partly outside the frame', low=0, high=1)
+    cutout_relight: bool = knob(True,
+        're-light photographed cut-outs to the scene (exposure, contrast, colour, lighting gradient)')
+    cutout_blend_weights: tuple = knob((0.25, 0.35, 0.2, 0.2),
+        'relative weights of the cut-out edge blends: hard, Gaussian-feathered, motion-blurred, Poisson')
+    perspective_range: tuple = knob((0.0, 0.15),
+        'corner jitter of the projective warp', unit='x key side', low=0.0, high=0.5)
+    aspect_jitter_range: tuple = knob((0.85, 1.15), "foreshortening factor of the key's width", low=0.2, high=5.0)
     # ---- light (one direction per scene)
-    light_elevation_range: tuple = (20.0, 75.0)  # deg above the table plane
-    lighting_gradient_range: tuple = (0.0, 0.45)  # amplitude of the multiplicative gradient
-    ambient_range: tuple = (0.75, 1.2)    # global exposure factor of the scene
+    light_elevation_range: tuple = knob((20.0, 75.0),
+        'light elevation above the table plane (one light direction per scene)', unit='deg', low=0.0, high=90.0)
+    lighting_gradient_range: tuple = knob((0.0, 0.45),
+        'amplitude of the multiplicative lighting gradient across the frame', low=0.0, high=1.0)
+    ambient_range: tuple = knob((0.75, 1.2), 'global exposure factor of the scene', low=0.05, high=5.0)
     # ---- family: key metal shading
-    shading: bool = True
+    shading: bool = knob(True, 'shade keys as metal (relief, specular highlights); false draws flat material colour')
     # ---- family: shadows
-    shadows: bool = True
-    shadow_prob: float = 0.85
-    shadow_strength_range: tuple = (0.15, 0.6)
-    shadow_offset_range: tuple = (0.01, 0.08)   # x key length, along the light direction
-    shadow_blur_range: tuple = (0.005, 0.04)    # sigma, x key length
-    contact_shadow_strength_range: tuple = (0.2, 0.55)
+    shadows: bool = knob(True, 'cast and contact shadows under keys and objects')
+    shadow_prob: float = knob(0.85, 'share of keys casting a shadow', low=0, high=1)
+    shadow_strength_range: tuple = knob((0.15, 0.6), 'darkening of the cast shadow', low=0.0, high=1.0)
+    shadow_offset_range: tuple = knob((0.01, 0.08),
+        'cast-shadow offset along the light direction', unit='x key length', low=0.0, high=1.0)
+    shadow_blur_range: tuple = knob((0.005, 0.04), 'cast-shadow blur sigma', unit='x key length', low=0.0, high=0.5)
+    contact_shadow_strength_range: tuple = knob((0.2, 0.55),
+        "darkening of the contact shadow along the key's edge", low=0.0, high=1.0)
     # ---- family: occluders / negatives
-    occluders: bool = True
-    key_ring_prob: float = 0.45           # ring through a key's bow hole (mask 0)
-    n_distractors_range: tuple = (0, 4)   # hard negatives (coins, clips, fobs...; mask 0), inclusive
-    distractor_size_range: tuple = (0.04, 0.35)  # x frame side, log-uniform
-    hand_prob: float = 0.25               # finger/thumb shapes over a key (mask updated)
-    blob_occluder_prob: float = 0.15      # generic object edge crossing a key
+    occluders: bool = knob(True, 'key rings, distractor objects (hard negatives), fingers and object edges over keys')
+    key_ring_prob: float = knob(0.45, 'share of keys with a ring through the bow hole (mask 0)', low=0, high=1)
+    n_distractors_range: tuple = knob((0, 4),
+        'hard-negative objects per sample (coins, clips, fobs...; mask 0), inclusive', unit='objects', low=0,
+        high=64)
+    distractor_size_range: tuple = knob((0.04, 0.35),
+        'distractor size, log-uniform', unit='x frame side', low=0.001, high=2.0)
+    hand_prob: float = knob(0.25, 'share of samples with fingers over a key (mask updated)', low=0, high=1)
+    blob_occluder_prob: float = knob(0.15,
+        'share of samples with a generic object edge crossing a key', low=0, high=1)
     # ---- family: camera chain (after compositing, this order)
-    camera: bool = True
-    camera_effects: tuple = ("defocus_blur", "motion_blur", "vignette", "sensor_noise", "color", "jpeg")
-    camera_backend: str = "native"        # "native" (fast) or "imgaug": sensor_noise+color+jpeg via imgaug
-    defocus_prob: float = 0.35
-    defocus_sigma_range: tuple = (0.4, 3.0)      # px @512
-    motion_blur_prob: float = 0.2
-    motion_blur_length_range: tuple = (2.0, 14.0)  # px @512
-    vignette_prob: float = 0.5
-    vignette_strength_range: tuple = (0.05, 0.45)
-    noise_prob: float = 0.9
-    shot_noise_range: tuple = (0.0, 1.2)          # DN-variance factor
-    read_noise_range: tuple = (0.3, 4.0)          # DN sigma
-    noise_grain_range: tuple = (1.0, 2.5)
-    color_prob: float = 1.0
-    wb_gain_range: tuple = (0.85, 1.15)
-    saturation_range: tuple = (0.65, 1.25)
-    contrast_range: tuple = (0.8, 1.2)
-    brightness_range: tuple = (-18.0, 18.0)
-    gamma_range: tuple = (0.8, 1.25)
-    jpeg_prob: float = 0.8
-    jpeg_quality_range: tuple = (35, 95)
+    camera: bool = knob(True, 'apply the camera chain after compositing (camera_effects, in order)')
+    camera_effects: tuple = knob(("defocus_blur", "motion_blur", "vignette", "sensor_noise", "color", "jpeg"),
+        'camera effects in the order applied')
+    camera_backend: str = knob("native",
+        'native (fast) or imgaug (sensor noise, colour and JPEG through imgaug)', choices=CAMERA_BACKENDS)
+    defocus_prob: float = knob(0.35, 'share of samples with defocus blur', low=0, high=1)
+    defocus_sigma_range: tuple = knob((0.4, 3.0),
+        'defocus blur sigma at 512 px (scaled with size)', unit='px', low=0.0, high=50.0)
+    motion_blur_prob: float = knob(0.2, 'share of samples with motion blur', low=0, high=1)
+    motion_blur_length_range: tuple = knob((2.0, 14.0),
+        'motion-blur length at 512 px (scaled with size)', unit='px', low=0.0, high=200.0)
+    vignette_prob: float = knob(0.5, 'share of samples with a vignette', low=0, high=1)
+    vignette_strength_range: tuple = knob((0.05, 0.45), 'corner darkening of the vignette', low=0.0, high=1.0)
+    noise_prob: float = knob(0.9, 'share of samples with sensor noise', low=0, high=1)
+    shot_noise_range: tuple = knob((0.0, 1.2),
+        'shot-noise variance factor (signal-dependent)', unit='DN', low=0.0, high=20.0)
+    read_noise_range: tuple = knob((0.3, 4.0),
+        'read-noise sigma (signal-independent)', unit='DN', low=0.0, high=100.0)
+    noise_grain_range: tuple = knob((1.0, 2.5), 'noise grain size', unit='px', low=0.5, high=10.0)
+    color_prob: float = knob(1.0,
+        'share of samples with a colour change (white balance, saturation, contrast, brightness, gamma)', low=0,
+        high=1)
+    wb_gain_range: tuple = knob((0.85, 1.15), 'white-balance gain per channel', low=0.1, high=10.0)
+    saturation_range: tuple = knob((0.65, 1.25), 'saturation factor', low=0.0, high=5.0)
+    contrast_range: tuple = knob((0.8, 1.2), 'contrast factor', low=0.0, high=5.0)
+    brightness_range: tuple = knob((-18.0, 18.0), 'brightness offset', unit='DN', low=-255.0, high=255.0)
+    gamma_range: tuple = knob((0.8, 1.25), 'gamma exponent', low=0.1, high=10.0)
+    jpeg_prob: float = knob(0.8, 'share of samples JPEG-compressed', low=0, high=1)
+    jpeg_quality_range: tuple = knob((35, 95), 'JPEG quality', low=1, high=100)
     # ---- labels
-    ignore_band: bool = False             # 255 on the partial-alpha boundary
-    ignore_band_px: int = 1
-    min_visible_px: int = 4               # keys with fewer visible pixels are dropped from instances
+    ignore_band: bool = knob(False, 'label the partial-alpha boundary 255 (ignored by losses and metrics)')
+    ignore_band_px: int = knob(1, 'width of the ignore band', unit='px', low=0, high=64)
+    min_visible_px: int = knob(4,
+        'keys with fewer visible pixels are dropped from the instance list', unit='px', low=0)
 
     # ------------------------------------------------------------------ validation / io
     def __post_init__(self):
+        """Coerce and check every field against its declared type and bounds (:mod:`synth.schema`).
+
+        Raises:
+            ValueError: ``SynthConfig.<field>=<value>: <why>`` for the first invalid field.
+        """
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, list):
                 setattr(self, f.name, tuple(v))
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.name.endswith("_range"):
-                if not (isinstance(v, tuple) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v)):
-                    raise ValueError(f"SynthConfig.{f.name} must be a (low, high) pair of numbers, got {v!r}")
-                if v[0] > v[1]:
-                    raise ValueError(f"SynthConfig.{f.name} low > high: {v!r}; swap the values")
-            if f.name.endswith("_prob") and not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
-                raise ValueError(f"SynthConfig.{f.name} must be a probability in [0, 1], got {v!r}")
+        check_fields(self)
         w = self.cutout_blend_weights
         if not (isinstance(w, tuple) and len(w) == 4 and all(isinstance(x, (int, float)) and math.isfinite(x) and x >= 0
                                                                for x in w) and sum(w) > 0):
             raise ValueError(f"SynthConfig.cutout_blend_weights must be 4 weights >= 0 (hard, gaussian, motion, "
                              f"poisson) with a positive sum, got {w!r}")
-        if not isinstance(self.size, int) or self.size < 16:
-            raise ValueError(f"SynthConfig.size must be an int >= 16 (px), got {self.size!r}")
-        if self.size > MAX_SIZE:
-            raise ValueError(f"SynthConfig.size={self.size} px is above {MAX_SIZE} (one float32 canvas alone would "
-                             f"take {self.size ** 2 * 12 / 2**30:.1f} GiB); render at most {MAX_SIZE} px and resize")
-        if self.n_keys_range[0] < 1:
-            raise ValueError(f"SynthConfig.n_keys_range must start at >= 1 (use empty_prob for empty samples), got {self.n_keys_range!r}")
-        if self.key_length_range[0] <= 0:
-            raise ValueError(f"SynthConfig.key_length_range must be > 0, got {self.key_length_range!r}")
-        for name in ("asset_bank_size", "distractor_bank_size", "background_bank_size", "asset_cache_mib"):
+        for name in ("key_kinds", "key_materials", "camera_effects"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"SynthConfig.{name} must be an int >= 0, got {v!r}")
-        if isinstance(self.asset_bank_refresh, bool) or not isinstance(self.asset_bank_refresh, int) \
-                or self.asset_bank_refresh < 1:
-            raise ValueError(f"SynthConfig.asset_bank_refresh must be an int >= 1 (samples), got {self.asset_bank_refresh!r}")
-        if self.camera_backend not in CAMERA_BACKENDS:
-            raise ValueError(f"SynthConfig.camera_backend must be one of {CAMERA_BACKENDS}, got {self.camera_backend!r}")
+            if v is not None and not (isinstance(v, tuple) and all(isinstance(x, str) for x in v)):
+                raise ValueError(f"SynthConfig.{name} must be a list of names, got {v!r}")
         from .effects import EFFECTS  # local: effects imports nothing from config
 
         bad = [e for e in self.camera_effects if e not in EFFECTS]

@@ -11,10 +11,15 @@ scales it so the longer side of that box is ``length_px`` (INTER_AREA down, INTE
 and rotates it counter-clockwise by ``angle_deg`` on an expanded canvas. ``shading`` and
 ``light_dir`` are accepted for interface compatibility; no re-lighting is done (photographed
 cut-outs keep their own lighting). Files are indexed lazily and decoded once per process.
+
+A folder written by ``keysynth cutouts`` holds ``cutouts.jsonl``; the cut-outs it flags
+``truncated`` (keys cut by their photo's border) are left out while whole ones remain: pasted
+inside a scene, their straight cut edge would be labelled as a key outline no real key has.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -25,6 +30,7 @@ import numpy as np
 __all__ = ["FolderCutouts", "CutoutError"]
 
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+CUTOUT_INDEX = "cutouts.jsonl"  # provenance index written by ``keysynth cutouts``
 
 
 class CutoutError(ValueError):
@@ -40,6 +46,31 @@ def _read(path: Path, flags: int) -> np.ndarray:
     return img
 
 
+def _truncated_files(root: Path) -> set[str]:
+    """File names flagged ``"truncated": true`` in ``root/cutouts.jsonl`` (written by ``keysynth
+    cutouts``: keys cut by their photo's border); empty without the index.
+
+    Raises:
+        CutoutError: a line of the index is not a JSON object; the message names the line.
+    """
+    index = root / CUTOUT_INDEX
+    if not index.is_file():
+        return set()
+    out = set()
+    for n, line in enumerate(index.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if not isinstance(row, dict):
+            raise CutoutError(f"{index} line {n} is not a JSON object; re-run `keysynth cutouts` or delete the index")
+        if row.get("truncated") is True and isinstance(row.get("file"), str):
+            out.add(row["file"])
+    return out
+
+
 class FolderCutouts:
     """Key cut-outs from ``root`` (see module doc). Picklable: only the path travels.
 
@@ -52,6 +83,7 @@ class FolderCutouts:
         self.root = Path(root)
         self._entries: list[tuple[str, Path, Path | None]] | None = None
         self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.n_truncated = 0  # cut-outs left out because their key was cut by the photo border
 
     def __repr__(self) -> str:
         return f"FolderCutouts({str(self.root)!r})"
@@ -83,7 +115,10 @@ class FolderCutouts:
             if not out:
                 raise CutoutError(f"cut-out folder {self.root} is empty: put RGBA *.png files in it, or "
                                   f"images/NAME.jpg + masks/NAME.png pairs")
-            self._entries = out
+            cut = _truncated_files(self.root)
+            whole = [e for e in out if e[1].name not in cut or e[2] is not None]
+            self.n_truncated = len(out) - len(whole)
+            self._entries = whole or out  # only truncated cut-outs: use them rather than none
         return self._entries
 
     def __len__(self) -> int:

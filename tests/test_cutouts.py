@@ -74,3 +74,22 @@ def test_errors_name_the_file(tmp_path):
     _write(tmp_path / "images" / "lonely.jpg", np.zeros((10, 10, 3), np.uint8))
     with pytest.raises(CutoutError, match="lonely"):
         len(FolderCutouts(tmp_path))
+
+
+def test_cutouts_flagged_truncated_are_left_out(tmp_path):
+    import json
+
+    rgba = np.zeros((20, 40, 4), np.uint8)
+    rgba[5:15, 2:38, 3] = 255
+    for name in ("whole_k0", "cut_k0"):
+        _write(tmp_path / f"{name}.png", rgba)
+    rows = [{"file": "whole_k0.png", "truncated": False}, {"file": "cut_k0.png", "truncated": True}]
+    (tmp_path / "cutouts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    src = FolderCutouts(tmp_path)
+    assert [e[0] for e in src.entries()] == ["whole_k0"] and src.n_truncated == 1
+    (tmp_path / "cutouts.jsonl").write_text(json.dumps({"file": "whole_k0.png", "truncated": True}) + "\n"
+                                           + json.dumps({"file": "cut_k0.png", "truncated": True}) + "\n")
+    assert len(FolderCutouts(tmp_path)) == 2  # only truncated ones: used rather than none
+    (tmp_path / "cutouts.jsonl").write_text("{not json\n")
+    with pytest.raises(CutoutError, match="cutouts.jsonl line 1"):
+        FolderCutouts(tmp_path).entries()

@@ -406,10 +406,10 @@ def test_huge_sizes_are_refused_up_front(capsys):
     from keysynth.cli import main
 
     assert main(["synth", "--out", "never_written", "--n", "1", "--size", "100000"]) == 2
-    assert "above 4096" in capsys.readouterr().err
+    assert "outside the valid range [16, 4096] px" in capsys.readouterr().err
     from train.config import TrainConfig
 
-    with pytest.raises(ValueError, match="<= 2048"):
+    with pytest.raises(ValueError, match=r"valid range \[32, 2048\] px"):
         TrainConfig(image_size=100000).validate()
 
 

@@ -37,7 +37,7 @@ def test_set_stats_and_table():
     assert "| length | 0.5 [0.5, 0.5] (1) |" in table
 
 
-def test_stats_command_writes_the_histograms(tmp_path, capsys):
+def test_stats_and_preview_write_the_comparison(tmp_path, capsys):
     from keysynth.cli import main
 
     real = tmp_path / "real"
@@ -52,3 +52,10 @@ def test_stats_command_writes_the_histograms(tmp_path, capsys):
                  "--backgrounds", "procedural"]) == 0
     assert (tmp_path / "s.png").stat().st_size > 1000
     assert "| length |" in capsys.readouterr().out
+    assert main(["preview", "--out", str(tmp_path / "p.png"), "--n", "4", "--size", "64",
+                 "--backgrounds", "procedural", "--real", str(real)]) == 0
+    assert (tmp_path / "p_stats.png").stat().st_size > 1000 and (tmp_path / "p.png").is_file()
+    assert "| edge_contrast |" in capsys.readouterr().out
+    assert main(["preview", "--out", str(tmp_path / "q.png"), "--n", "2", "--size", "64",
+                 "--backgrounds", "procedural", "--real", str(tmp_path / "missing")]) == 2
+    assert not (tmp_path / "q.png").exists()

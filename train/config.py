@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from synth.schema import check_fields, coerce, knob, knob_help
+
 __all__ = ["TrainConfig", "AMP_MODES", "BOUNDARY_LOSSES", "config_fields"]
 
 AMP_MODES = ("auto", "bf16", "off")
@@ -37,110 +39,108 @@ class TrainConfig:
     """All training settings (flat, typed). See ``keysynth train --help`` for one line per field."""
 
     # --- run / output -------------------------------------------------------------------------
-    out: str = "runs/train"  # run directory: config.yaml, log.csv, checkpoints/, tb/
-    resume: str | None = None  # checkpoint path, run dir, or "auto" (= OUT/checkpoints/last.pt)
-    overwrite: bool = False  # start afresh in an OUT that already holds a run (its checkpoints are deleted)
-    seed: int = 0  # run seed; rank r trains on run_seed derived from (seed, r)
-    device: str = "auto"  # 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:N'
+    out: str = knob("runs/train", 'run directory: config.yaml, log.csv, checkpoints/, tb/')
+    resume: str | None = knob(None, 'checkpoint path, run dir, or "auto" (= OUT/checkpoints/last.pt)')
+    overwrite: bool = knob(False, 'start afresh in an OUT that already holds a run (its checkpoints are deleted)')
+    seed: int = knob(0, 'run seed; rank r trains on run_seed derived from (seed, r)', low=0)
+    device: str = knob("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:N'")
 
     # --- model ----------------------------------------------------------------------------------
-    image_size: int = 192  # training side length, px (square samples)
-    arch: str = "Unet"  # smp architecture: Unet, UnetPlusPlus, FPN, DeepLabV3Plus, Linknet, PSPNet, MAnet, PAN
-    encoder_name: str = "mobilenet_v2"  # smp encoder; the fastest per CPU-minute of those measured (bench/recipe.py)
-    decoder_width: int = 128  # channels of the coarsest U-Net decoder block, halved per finer block (256 = smp default)
-    encoder_weights: str | None = None  # None (offline) or "imagenet" (downloads)
+    image_size: int = knob(192, 'training side length, px (square samples)', unit='px', low=32, high=2048)
+    arch: str = knob("Unet", 'smp architecture: Unet, UnetPlusPlus, FPN, DeepLabV3Plus, Linknet, PSPNet, MAnet, PAN')
+    encoder_name: str = knob("mobilenet_v2",
+        'smp encoder; the fastest per CPU-minute of those measured (bench/recipe.py)')
+    decoder_width: int = knob(128,
+        'channels of the coarsest U-Net decoder block, halved per finer block (256 = smp default)', unit='channels',
+        low=8, high=4096)
+    encoder_weights: str | None = knob(None, 'None (offline) or "imagenet" (downloads)', choices=('imagenet',))
 
     # --- optimisation ---------------------------------------------------------------------------
-    batch_size: int = 12  # per rank
-    steps: int = 2000  # optimizer steps in total
-    lr: float = 2e-3  # peak learning rate (AdamW)
-    weight_decay: float = 1e-4  # AdamW decoupled weight decay (conv/linear weights only)
-    warmup: int = 100  # linear warm-up steps, then cosine decay to min_lr_ratio * lr
-    min_lr_ratio: float = 0.01  # final learning rate of the cosine schedule, as a fraction of lr
-    grad_clip: float = 1.0  # max global grad norm; 0 disables
+    batch_size: int = knob(12, 'per rank', unit='samples', low=1, high=4096)
+    steps: int = knob(2000, 'optimizer steps in total', unit='steps', low=1)
+    lr: float = knob(2e-3, 'peak learning rate (AdamW)', low=0.0, high=10.0)
+    weight_decay: float = knob(1e-4, 'AdamW decoupled weight decay (conv/linear weights only)', low=0.0, high=1.0)
+    warmup: int = knob(100, 'linear warm-up steps, then cosine decay to min_lr_ratio * lr', unit='steps', low=0)
+    min_lr_ratio: float = knob(0.01,
+        'final learning rate of the cosine schedule, as a fraction of lr', low=0.0, high=1.0)
+    grad_clip: float = knob(1.0, 'max global grad norm; 0 disables', low=0.0)
 
     # --- loss -----------------------------------------------------------------------------------
-    dice_weight: float = 1.0  # soft Dice
-    bce_weight: float = 1.0  # plain BCE on valid pixels
-    boundary_loss: str = "surface"  # "surface" (Kervadec 2019), "edge_bce", or "none"
-    boundary_weight: float = 0.01  # final weight of the boundary term (surface loss is in px units)
-    boundary_ramp: float = 0.3  # fraction of `steps` over which the boundary weight ramps 0 -> final
-    edge_thickness: int = 3  # px, width of the mask-edge band for edge_bce
-    edge_weight: float = 5.0  # extra BCE weight on edge pixels (edge_bce)
-    ignore_index: int = 255  # mask value excluded from losses and metrics
+    dice_weight: float = knob(1.0, 'soft Dice', low=0.0)
+    bce_weight: float = knob(1.0, 'plain BCE on valid pixels', low=0.0)
+    boundary_loss: str = knob("surface",
+        '"surface" (Kervadec 2019), "edge_bce", or "none"', choices=BOUNDARY_LOSSES)
+    boundary_weight: float = knob(0.01, 'final weight of the boundary term (surface loss is in px units)', low=0.0)
+    boundary_ramp: float = knob(0.3,
+        'fraction of `steps` over which the boundary weight ramps 0 -> final', unit='x steps', low=0.0, high=1.0)
+    edge_thickness: int = knob(3, 'px, width of the mask-edge band for edge_bce', unit='px', low=0, high=64)
+    edge_weight: float = knob(5.0, 'extra BCE weight on edge pixels (edge_bce)', low=0.0)
+    ignore_index: int = knob(255, 'mask value excluded from losses and metrics', low=0, high=255)
 
     # --- data stream ----------------------------------------------------------------------------
-    num_workers: int = 1  # generator processes per rank; 0 renders in the trainer (deterministic)
-    threads: int = 0  # torch CPU threads; 0 = CPU cores minus num_workers, at least 1 (oversubscription is ~5x slower)
-    init: str | None = None  # checkpoint or model folder whose weights start this run (fine-tuning); optimizer starts fresh
-    buffer_size: int = 256  # shared-memory ring slots (samples) per rank
-    max_reuse: int = 4  # a sample is drawn at most this often while fresh ones exist; 0 = unlimited
-    refresh_fraction: float = 0.0  # refresh mode: replace this fraction of the buffer ...
-    refresh_every: int = 0  # ... every K steps (0 = off: workers replace used samples continuously)
-    deterministic: bool = False  # batch at step t = samples t*B..t*B+B-1 (reproducible order, resume)
-    data_dir: str | None = None  # follow a directory refreshed by an external `keysynth synth`
-    synth_config: str | None = None  # SynthConfig YAML for the live generator (None = defaults)
-    backgrounds: str | None = None  # background photos folder, or default | procedural | bundled (None = default)
-    key_source: str | None = None  # overrides the synth config's key_source: procedural | cut-out folder | mix "procedural:0.5,DIR:0.5"
+    num_workers: int = knob(1,
+        'generator processes per rank; 0 renders in the trainer (deterministic)', unit='processes', low=0, high=256)
+    threads: int = knob(0,
+        'torch CPU threads; 0 = CPU cores minus num_workers, at least 1 (oversubscription is ~5x slower)',
+        unit='threads', low=0, high=1024)
+    init: str | None = knob(None,
+        'checkpoint or model folder whose weights start this run (fine-tuning); optimizer starts fresh')
+    buffer_size: int = knob(256, 'shared-memory ring slots (samples) per rank', unit='samples', low=1)
+    max_reuse: int = knob(4, 'a sample is drawn at most this often while fresh ones exist; 0 = unlimited', low=0)
+    refresh_fraction: float = knob(0.0, 'refresh mode: replace this fraction of the buffer ...', low=0.0, high=1.0)
+    refresh_every: int = knob(0,
+        '... every K steps (0 = off: workers replace used samples continuously)', unit='steps', low=0)
+    deterministic: bool = knob(False, 'batch at step t = samples t*B..t*B+B-1 (reproducible order, resume)')
+    data_dir: str | None = knob(None, 'follow a directory refreshed by an external `keysynth synth`')
+    synth_config: str | None = knob(None, 'SynthConfig YAML for the live generator (None = defaults)')
+    backgrounds: str | None = knob(None,
+        'background photos folder, or default | procedural | bundled (None = default)')
+    key_source: str | None = knob(None,
+        'overrides the synth config\'s key_source: procedural | cut-out folder | mix "procedural:0.5,DIR:0.5"')
 
     # --- evaluation -----------------------------------------------------------------------------
-    eval_every: int = 500  # steps between evaluations (0 = only at the end)
-    val_size: int = 64  # fixed synthetic validation samples (rendered once, separate run seed)
-    real_dir: str | None = None  # real photo set (images/ + masks/) for IoU / Dice / boundary F1
-    real_train: str | None = None  # real annotated photos (any format) whose augmented crops join the batches
-    real_fraction: float = 0.1  # share of each batch taken from real_train crops (with real_train set)
-    allow_overlap: bool = False  # score real_dir photos that are also cut-out sources (refused by default)
+    eval_every: int = knob(500, 'steps between evaluations (0 = only at the end)', unit='steps', low=0)
+    val_size: int = knob(64,
+        'fixed synthetic validation samples (rendered once, separate run seed)', unit='samples', low=0, high=100000)
+    real_dir: str | None = knob(None, 'real photo set (images/ + masks/) for IoU / Dice / boundary F1')
+    real_train: str | None = knob(None, 'real annotated photos (any format) whose augmented crops join the batches')
+    real_fraction: float = knob(0.1,
+        'share of each batch taken from real_train crops (with real_train set)', low=0.0, high=1.0)
+    allow_overlap: bool = knob(False, 'score real_dir photos that are also cut-out sources (refused by default)')
 
     # --- performance ----------------------------------------------------------------------------
-    amp: str = "auto"  # "auto" (bf16 on CUDA when supported, off on CPU), "bf16", "off"
-    channels_last: bool = True  # NHWC memory layout for convolutions (faster on CPU and tensor cores)
-    compile: bool = False  # torch.compile the model
+    amp: str = knob("auto",
+        '"auto" (bf16 on CUDA when supported, off on CPU), "bf16", "off"', choices=AMP_MODES)
+    channels_last: bool = knob(True, 'NHWC memory layout for convolutions (faster on CPU and tensor cores)')
+    compile: bool = knob(False, 'torch.compile the model')
 
     # --- logging / checkpoints ------------------------------------------------------------------
-    checkpoint_every: int = 500  # steps between rotating checkpoints (0 = only last.pt at the end)
-    keep_last_n: int = 3  # rotating checkpoints kept (best.pt and last.pt are extra)
-    log_every: int = 10  # steps between CSV rows / TensorBoard scalars
-    tensorboard: bool = False  # write TensorBoard scalars + a prediction grid on real photos
-    progress: bool = True  # tqdm bar on rank 0
+    checkpoint_every: int = knob(500,
+        'steps between rotating checkpoints (0 = only last.pt at the end)', unit='steps', low=0)
+    keep_last_n: int = knob(3, 'rotating checkpoints kept (best.pt and last.pt are extra)', unit='checkpoints', low=0)
+    log_every: int = knob(10, 'steps between CSV rows / TensorBoard scalars', unit='steps', low=1)
+    tensorboard: bool = knob(False, 'write TensorBoard scalars + a prediction grid on real photos')
+    progress: bool = knob(True, 'tqdm bar on rank 0')
 
     # ------------------------------------------------------------------------------------------
     def validate(self) -> "TrainConfig":
-        """Raise ``ValueError`` naming the field and the fix when a value is out of range."""
+        """Coerce and check every field against its declared type and bounds (:mod:`synth.schema`),
+        then the rules that tie fields together.
+
+        Raises:
+            ValueError: ``TrainConfig.<field>=<value>: <why>`` naming the field and the fix.
+        """
 
         def bad(name: str, why: str) -> None:
             raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r}: {why}")
 
-        for name in ("image_size", "batch_size", "steps", "buffer_size"):
-            if getattr(self, name) < 1:
-                bad(name, "must be >= 1")
-        if self.image_size > 2048:
-            bad("image_size", "must be <= 2048 px (a batch of larger samples does not fit in memory); e.g. 256 or 512")
-        if self.image_size % 32:
-            bad("image_size", "must be a multiple of 32 (encoder downsampling); e.g. 256 or 512")
-        if self.decoder_width < 8:
-            bad("decoder_width", "must be >= 8 (256 is smp's default U-Net decoder)")
-        for name in ("threads", "warmup", "num_workers", "max_reuse", "refresh_every", "eval_every", "val_size",
-                     "checkpoint_every", "keep_last_n", "edge_thickness"):
-            if getattr(self, name) < 0:
-                bad(name, "must be >= 0")
-        if self.log_every < 1:
-            bad("log_every", "must be >= 1")
-        if not 0.0 <= self.real_fraction <= 1.0:
-            bad("real_fraction", "must be in [0, 1] (share of each batch)")
-        if not 0.0 <= self.refresh_fraction <= 1.0:
-            bad("refresh_fraction", "must be in [0, 1]")
-        if (self.refresh_every > 0) != (self.refresh_fraction > 0):
-            bad("refresh_every", "set refresh_fraction > 0 and refresh_every > 0 together (or neither)")
+        check_fields(self)
         if self.lr <= 0:
             bad("lr", "must be > 0")
-        if not 0.0 <= self.boundary_ramp <= 1.0:
-            bad("boundary_ramp", "must be in [0, 1] (fraction of steps)")
-        if self.boundary_loss not in BOUNDARY_LOSSES:
-            bad("boundary_loss", f"valid names: {', '.join(BOUNDARY_LOSSES)}")
-        if self.amp not in AMP_MODES:
-            bad("amp", f"valid names: {', '.join(AMP_MODES)}")
-        if self.encoder_weights not in (None, "imagenet"):
-            bad("encoder_weights", "use None (no download) or 'imagenet'")
+        if self.image_size % 32:
+            bad("image_size", "must be a multiple of 32 (encoder downsampling); e.g. 256 or 512")
+        if (self.refresh_every > 0) != (self.refresh_fraction > 0):
+            bad("refresh_every", "set refresh_fraction > 0 and refresh_every > 0 together (or neither)")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             bad("device", f"use {DEVICES_HINT}")
         if self.num_workers > 0 and self.data_dir is None and not self.deterministic:
@@ -187,51 +187,7 @@ class TrainConfig:
 
 
 def config_fields() -> list[tuple[str, Any, Any, str]]:
-    """``[(name, type, default, help)]`` for every TrainConfig field (used to generate CLI flags)."""
-    import inspect
-
+    """``[(name, type, default, help)]`` for every TrainConfig field (used to generate CLI flags);
+    help gives the unit and valid range declared in the field's :func:`synth.schema.knob`."""
     hints = typing.get_type_hints(TrainConfig)
-    src = inspect.getsource(TrainConfig).splitlines()
-    out = []
-    for f in dataclasses.fields(TrainConfig):
-        line = next((s for s in src if s.strip().startswith(f"{f.name}:")), "")
-        doc = line.split("#", 1)[1].strip() if "#" in line else ""
-        out.append((f.name, hints[f.name], f.default, doc))
-    return out
-
-
-def coerce(name: str, value: Any, hint: Any, source: str = "value") -> Any:
-    """Convert ``value`` (YAML scalar or CLI string) to the field type ``hint``.
-
-    ``"none"``/``"null"``/``""`` become ``None`` for optional fields; booleans accept
-    true/false/yes/no/1/0. Raises ``ValueError`` naming the field on a bad value.
-    """
-    args = typing.get_args(hint)
-    optional = type(None) in args
-    base = next((a for a in args if a is not type(None)), hint) if args else hint
-    if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
-        if optional:
-            return None
-        raise ValueError(f"{source}: field {name!r} cannot be empty/None")
-    try:
-        if base is bool:
-            if isinstance(value, bool):
-                return value
-            s = str(value).strip().lower()
-            if s in ("1", "true", "yes", "on"):
-                return True
-            if s in ("0", "false", "no", "off"):
-                return False
-            raise ValueError("expected true/false")
-        if base is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError("expected an integer")
-            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
-        if base is float:
-            return float(value)
-        if base is str:
-            return str(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{source}: field {name!r} got {value!r}: {exc}") from None
-    return value
-
+    return [(f.name, hints[f.name], f.default, knob_help(f)) for f in dataclasses.fields(TrainConfig)]

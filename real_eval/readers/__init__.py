@@ -35,6 +35,29 @@ def get_reader(name: str) -> ModuleType:
         raise ValueError(f"unknown annotation format {name!r}; valid names: {', '.join(READERS)}") from None
 
 
+def _raise_if_unparsable(path: Path) -> None:
+    """Raise a ValueError naming the parse error when ``path`` (or, for a folder, one of its first
+    20 JSON / XML files) is a JSON or XML file that does not parse (a truncated or garbled export)."""
+    import json
+    import xml.etree.ElementTree as ET
+
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix.lower() in (".json", ".xml"))[:20]
+    for f in files:
+        try:
+            if f.suffix.lower() == ".json":
+                with open(f, "rb") as fh:
+                    json.load(fh)
+            elif f.suffix.lower() == ".xml":
+                ET.parse(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{f} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+                             "the file may be truncated or garbled: export it again") from None
+        except ET.ParseError as exc:
+            raise ValueError(f"{f} is not valid XML ({exc}); the file may be truncated or garbled: export it again") from None
+        except (OSError, UnicodeDecodeError, RecursionError):
+            continue
+
+
 def detect_format(path: str | Path) -> str:
     """Name of the first reader whose ``detect`` accepts ``path``.
 
@@ -48,6 +71,7 @@ def detect_format(path: str | Path) -> str:
     for name in _DETECT_ORDER:
         if READERS[name].detect(path):
             return name
+    _raise_if_unparsable(path)
     expected = "; ".join(f"{n}: {READERS[n].DESCRIPTION}" for n in READERS)
     raise ValueError(f"cannot detect the annotation format of {path}; pass the format explicitly "
                      f"(--from / fmt=) with one of: {', '.join(READERS)} ({expected})")

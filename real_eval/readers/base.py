@@ -292,7 +292,14 @@ def check_size(file, field: str, image: np.ndarray, height: int | None, width: i
     if height is None or width is None:
         return
     h, w = image.shape[:2]
-    if (int(height), int(width)) != (h, w):
+    for v in (height, width):
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise AnnotationError(file, field, f"must be whole numbers of pixels, got {v!r}")
+    try:
+        height, width = int(float(height)), int(float(width))
+    except (ValueError, OverflowError):
+        raise AnnotationError(file, field, f"must be whole numbers of pixels, got {height!r} x {width!r}") from None
+    if (height, width) != (h, w):
         hint = " (EXIF rotation? the image is stored transposed)" if (int(height), int(width)) == (w, h) else ""
         raise AnnotationError(file, field, f"declares {int(width)}x{int(height)} but image {image_path} is {w}x{h}{hint}",
                               "re-export the annotations for this image")

@@ -89,7 +89,11 @@ def decode_cvat_rle(rle: str, width: int, height: int, *, file: Path | str = "<r
         runs = [int(float(t)) for t in rle.replace(" ", "").split(",") if t != ""]
     except (ValueError, OverflowError):
         raise AnnotationError(file, field, "run lengths must be comma-separated finite integers") from None
-    if any(r < 0 for r in runs) or sum(runs) != width * height:
+    negative = [i for i, r in enumerate(runs) if r < 0]
+    if negative:
+        raise AnnotationError(file, field, f"run {negative[0]} is negative ({runs[negative[0]]}); run lengths must be "
+                                           "non-negative integers: re-export the annotations from CVAT")
+    if sum(runs) != width * height:
         raise AnnotationError(file, field, f"run lengths sum to {sum(runs)}, expected width*height = {width * height}")
     flat = np.zeros(width * height, bool)
     pos, val = 0, False
@@ -183,7 +187,7 @@ def read(path: Path, *, classes=None) -> list[RealSample]:
     try:
         tree = ET.parse(str(xf))
     except ET.ParseError as exc:
-        raise AnnotationError(xf, "<xml>", f"not well-formed XML ({exc})") from exc
+        raise AnnotationError(xf, "<xml>", f"not well-formed XML ({exc}); the file may be truncated or garbled: export it again") from exc
     top = tree.getroot()
     if top.tag != "annotations":
         raise AnnotationError(xf, "<annotations>", f"root element is <{top.tag}>; not a CVAT for images export")

@@ -81,6 +81,8 @@ def _b64_png(data: str, file: Path, field: str, max_hw: tuple[int, int] | None =
 
 def _shape_mask(shape: dict, h: int, w: int, file: Path, where: str) -> np.ndarray | None:
     stype = shape.get("shape_type") or "polygon"
+    if not isinstance(stype, str):
+        raise AnnotationError(file, f"{where}.shape_type", f"must be a shape name such as 'polygon', got {stype!r}")
     if stype in _NO_AREA:
         return None
     try:

@@ -172,7 +172,9 @@ def _object_mask(obj: dict, gtype: str, h: int, w: int, file: Path, where: str) 
     return None
 
 
-def _tag_names(tags) -> set[str]:
+def _tag_names(tags, file: Path) -> set[str]:
+    if tags is not None and not isinstance(tags, list):
+        raise AnnotationError(file, "tags", f"must be a list of tags, got {type(tags).__name__}")
     names = set()
     for t in tags or []:
         if isinstance(t, str):
@@ -207,7 +209,9 @@ def read(path: Path, *, classes=None, exclude_tags: tuple[str, ...] = ("bad_imag
                 ann = json.loads(af.read_text(encoding="utf-8"))
             except ValueError as exc:
                 raise AnnotationError(af, "<json>", f"not valid JSON ({exc})") from exc
-            if _tag_names(ann.get("tags")) & excluded:
+            if not isinstance(ann, dict):
+                raise AnnotationError(af, "<json>", f"expected an annotation object, got {type(ann).__name__}")
+            if _tag_names(ann.get("tags"), af) & excluded:
                 continue
             img_path = _find_image(root, ds, af)
             image = read_image_rgb(img_path)
