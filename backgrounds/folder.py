@@ -10,13 +10,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from keysynth.common import IMAGE_EXTENSIONS
+
 from .base import BackgroundError, check_size, crop_resize
 
 log = logging.getLogger(__name__)
 
 __all__ = ["FolderBackgrounds", "IMAGE_EXTENSIONS"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 # Per-process cache of decoded, downscaled photos: key (path, reduce) -> RGB uint8. Module level so
 # that a source unpickled in a worker process reuses it across samples; never pickled.

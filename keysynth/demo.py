@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from keysynth.common import atomic_write_text
+
 __all__ = ["register", "run_demo"]
 
 
@@ -57,11 +59,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_demo)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
 
 def prediction_grid(model, model_spec: dict, samples: list, *, strategy: str, device: str,
                     n: int = 8, tile: int = 320) -> np.ndarray:
@@ -70,7 +67,7 @@ def prediction_grid(model, model_spec: dict, samples: list, *, strategy: str, de
     import cv2
 
     from real_eval.evaluate import make_overlay
-    from real_eval.predict import predict_probs
+    from real_eval.strategies import predict_probs
 
     cells = []
     for s in samples[:n]:
@@ -243,8 +240,8 @@ def run_demo(args: argparse.Namespace) -> int:
     lines += shipped
     lines += ["Boundary F1: Csurka et al., BMVC 2013 (tolerance 0.008 of the diagonal); "
               "Boundary IoU: Cheng et al., CVPR 2021. Full reports: `eval_*/report.html`.", ""]
-    _atomic_write_text(out / "report.md", "\n".join(lines))
-    _atomic_write_text(out / "timings.json", json.dumps(timings, indent=2))
+    atomic_write_text(out / "report.md", "\n".join(lines))
+    atomic_write_text(out / "timings.json", json.dumps(timings, indent=2))
     print(f"[demo] wrote {out / 'report.md'} and {out / 'predictions.png'} in {timings['total_s']:.0f} s")
     return 0
 

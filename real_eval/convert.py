@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from keysynth.common import atomic_open, atomic_write_text
 from real_eval.dataset import IMAGE_EXTENSIONS, RealSample, load_real_set, output_file
 from real_eval.predict import atomic_write_png
 
@@ -56,9 +57,8 @@ def _copy_image(s: RealSample, out: Path) -> str:
     dst = output_file(out, "images", _image_file_name(s))
     dst.parent.mkdir(parents=True, exist_ok=True)
     if src is not None and src.is_file() and src.suffix.lower() in IMAGE_EXTENSIONS:
-        tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        with atomic_open(dst) as fh, open(src, "rb") as fin:
+            shutil.copyfileobj(fin, fh)
     else:
         atomic_write_png(dst, s.image)
     return dst.name
@@ -137,9 +137,7 @@ def write_coco(samples: list[RealSample], out: str | os.PathLike) -> dict[str, A
                           {"id": 2, "name": "__ignore__", "supercategory": "ignore"}]}
     out.mkdir(parents=True, exist_ok=True)
     dst = output_file(out, None, "annotations.json")
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(doc), encoding="utf-8")
-    os.replace(tmp, dst)
+    atomic_write_text(dst, json.dumps(doc))
     return {"to": "coco", "out": str(out), "n_images": len(samples), "n_annotations": len(anns)}
 
 

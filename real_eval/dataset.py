@@ -25,9 +25,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from keysynth.common import IMAGE_EXTENSIONS
+
 __all__ = ["RealSample", "load_real_set", "read_image_rgb", "IMAGE_EXTENSIONS", "check_sample_name", "output_file"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def check_sample_name(name: object) -> str:

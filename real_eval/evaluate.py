@@ -23,10 +23,11 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from keysynth.common import atomic_write_text
 from real_eval.dataset import output_file
 from real_eval.metrics import IGNORE, METRIC_NAMES, image_metrics, region_metrics, summarize
-from real_eval.predict import atomic_write_png, predict_probs
-from real_eval.strategies import DEFAULT_STRATEGY
+from real_eval.predict import atomic_write_png
+from real_eval.strategies import DEFAULT_STRATEGY, predict_probs
 
 __all__ = ["evaluate_model", "evaluate_checkpoint", "probability_histograms", "threshold_sweep", "make_overlay", "SIZE_BINS"]
 
@@ -109,13 +110,6 @@ def _by_size(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def evaluate_model(model, model_spec: dict[str, Any], samples: Sequence, *, device: str = "cpu", threshold: float = 0.5,
                    strategy: str = DEFAULT_STRATEGY, boundary_tol_px: float | None = None, boundary_tol_frac: float = 0.008,
                    biou_d_frac: float = 0.02, n_boot: int = 1000, seed: int = 0, out_dir: str | os.PathLike | None = None,
@@ -182,7 +176,7 @@ def write_outputs(result: dict[str, Any], out_dir: Path, *, title: str = "keysyn
     from real_eval.report import render_report
 
     out_dir = Path(out_dir)
-    _atomic_text(out_dir / "metrics.json", json.dumps(result, indent=2, allow_nan=True))
+    atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2, allow_nan=True))
     cols = ["name", "height", "width", "key_share", *METRIC_NAMES, "boundary_precision", "boundary_recall",
             "tp", "fp", "fn", "tn", "n_ignore", "tol_px", "d_px"]
     buf = io.StringIO()
@@ -190,8 +184,8 @@ def write_outputs(result: dict[str, Any], out_dir: Path, *, title: str = "keysyn
     wr.writeheader()
     for r in result["per_image"]:
         wr.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    _atomic_text(out_dir / "per_image.csv", buf.getvalue())
-    _atomic_text(out_dir / "report.html", render_report(result, overlay_dir=out_dir / "overlays", title=title))
+    atomic_write_text(out_dir / "per_image.csv", buf.getvalue())
+    atomic_write_text(out_dir / "report.html", render_report(result, overlay_dir=out_dir / "overlays", title=title))
 
 
 def evaluate_checkpoint(checkpoint: str | os.PathLike, real: str | os.PathLike, out_dir: str | os.PathLike, *,

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from keysynth.common import atomic_write_text
 from real_eval.calibrate import content_hash
 from real_eval.predict import atomic_write_png
 
@@ -100,8 +101,6 @@ def extract_cutouts(samples: Sequence, out_dir: str | os.PathLike, *, min_area: 
                 raise ValueError(f"cut-out name {s.name!r} would be written outside {out}; rename the photo")
             atomic_write_png(path, rgba)
             rows.append({"file": path.name, "source": s.source or s.name, "source_hash": digest, **info})
-    tmp = out / f".tmp-{CUTOUT_INDEX}"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, out / CUTOUT_INDEX)
+    atomic_write_text(out / CUTOUT_INDEX, "".join(json.dumps(r) + "\n" for r in rows))
     return {"photos": len(samples), "cutouts": len(rows), "skipped_small": skipped,
             "truncated": sum(r["truncated"] for r in rows), "out": str(out)}

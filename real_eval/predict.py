@@ -6,8 +6,8 @@ pad the photo with zeros at the bottom/right to a square of side L = max(H, W), 
 ``model_spec["image_size"]`` S with ``cv2.INTER_AREA``, run the model, apply the sigmoid to the
 logits, resize the S x S probability map back to L x L with ``cv2.INTER_LINEAR`` and crop the pad
 away ([:H, :W]; cropping after resizing keeps the geometry exact, no rounding of the content
-box). Other strategies (tiles, coarse-to-fine) live in ``real_eval.strategies``;
-:func:`predict_probs` dispatches to them (default: ``strategies.DEFAULT_STRATEGY``, chosen by
+box). Other strategies (tiles, coarse-to-fine) live in ``real_eval.strategies``, whose
+``predict_probs`` dispatches to them all (default: ``strategies.DEFAULT_STRATEGY``, chosen by
 measurement on real photos).
 """
 
@@ -21,10 +21,11 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from keysynth.common import atomic_write_bytes
 from real_eval.dataset import IMAGE_EXTENSIONS, output_file, read_image_rgb
 from real_eval.model_io import to_input_tensor
 
-__all__ = ["predict_resize", "predict_resize_batch", "predict_probs", "predict_files", "output_names",
+__all__ = ["predict_resize", "predict_resize_batch", "predict_files", "output_names",
            "atomic_write_png", "cutout_rgba"]
 
 
@@ -81,20 +82,6 @@ def predict_resize(model, model_spec: dict[str, Any], image: np.ndarray, device:
     return predict_resize_batch(model, model_spec, [image], device=device, batch_size=1)[0]
 
 
-def predict_probs(model, model_spec: dict[str, Any], image: np.ndarray, *, strategy: str | None = None,
-                  device: str = "cpu", **kw) -> np.ndarray:
-    """Key probabilities float32 (H, W) in [0, 1] for one photo with the named strategy
-    (``None`` = ``real_eval.strategies.DEFAULT_STRATEGY``).
-
-    Raises:
-        ValueError: unknown strategy (the message lists the valid names).
-    """
-    from real_eval import strategies  # strategies builds on this module: import at call time
-
-    return strategies.predict_probs(model, model_spec, image, strategy=strategy or strategies.DEFAULT_STRATEGY,
-                                    device=device, **kw)
-
-
 def atomic_write_png(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write uint8 (H, W), (H, W, 3) RGB or (H, W, 4) RGBA as PNG via a temp name + os.replace."""
     path = Path(path)
@@ -105,9 +92,7 @@ def atomic_write_png(path: str | os.PathLike, array: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", arr)
     if not ok:
         raise ValueError(f"cannot encode {path} as PNG")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def cutout_rgba(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -175,6 +160,8 @@ def predict_files(photos: Sequence[str | os.PathLike], model, model_spec: dict[s
     """
     from tqdm import tqdm
 
+    from real_eval import strategies  # strategies builds on this module: import at call time
+
     files = _expand_photos(photos)
     out_dir = Path(out_dir)
     records = []
@@ -185,7 +172,7 @@ def predict_files(photos: Sequence[str | os.PathLike], model, model_spec: dict[s
         except (OSError, ValueError, cv2.error) as exc:
             records.append({"photo": str(f), "name": name, "error": str(exc)})
             continue
-        prob = predict_probs(model, model_spec, image, strategy=strategy, device=device)
+        prob = strategies.predict_probs(model, model_spec, image, strategy=strategy, device=device)
         key = prob >= threshold
         atomic_write_png(mask_path, np.where(key, 255, 0).astype(np.uint8))
         atomic_write_png(cut_path, cutout_rgba(image, key))

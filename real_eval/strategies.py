@@ -30,7 +30,7 @@ __all__ = ["STRATEGIES", "DEFAULT_STRATEGY", "predict_probs", "get_strategy", "r
            "predict_tiles", "predict_coarse_to_fine"]
 
 STRATEGIES = ("resize", "tiles", "coarse-to-fine")
-# Chosen by measurement (bench/bench_strategies.py on real_keys_dev, mobilenet_v2 U-Net at 256 px,
+# Chosen by measurement (bench/bench_strategies.py on a real dev set, mobilenet_v2 U-Net at 256 px,
 # 1000 CPU steps): coarse-to-fine IoU 0.270 / boundary F1 0.373 vs resize 0.254 / 0.252, at ~3x
 # the time per megapixel; tiles@1 reached boundary F1 0.458 but IoU 0.250 at ~9x the time.
 DEFAULT_STRATEGY = "coarse-to-fine"
@@ -55,7 +55,7 @@ def predict_probs(
     model_spec: dict[str, Any],
     image: np.ndarray,
     *,
-    strategy: str = DEFAULT_STRATEGY,
+    strategy: str | None = DEFAULT_STRATEGY,
     device: str = "cpu",
     batch_size: int = 8,
     tile_size: int | None = None,
@@ -94,6 +94,7 @@ def predict_probs(
         ValueError: unknown strategy (lists :data:`STRATEGIES`), bad image, bad parameter, or a
             model output that is not (N, 1, h, w).
     """
+    strategy = strategy or DEFAULT_STRATEGY
     fn = get_strategy(strategy)
     image = check_image(image)
     if strategy == "resize":

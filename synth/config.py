@@ -18,6 +18,8 @@ from pathlib import Path
 
 from .schema import check_fields, knob
 
+from keysynth.common import atomic_write_text
+
 __all__ = ["SynthConfig", "DEFAULT_YAML"]
 
 DEFAULT_YAML = Path(__file__).with_name("default.yaml")
@@ -212,10 +214,7 @@ class SynthConfig:
 
         text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         if path is not None:
-            p = Path(path)
-            tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-            tmp.write_text(text)
-            os.replace(tmp, p)
+            atomic_write_text(path, text)
         return text
 
     def replace(self, **kw) -> "SynthConfig":

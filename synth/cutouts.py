@@ -27,9 +27,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from keysynth.common import IMAGE_EXTENSIONS
+
 __all__ = ["FolderCutouts", "CutoutError"]
 
-_IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 CUTOUT_INDEX = "cutouts.jsonl"  # provenance index written by ``keysynth cutouts``
 
 
@@ -105,7 +106,7 @@ class FolderCutouts:
             img_dir, mask_dir = self.root / "images", self.root / "masks"
             if img_dir.is_dir():
                 for p in sorted(img_dir.iterdir()):
-                    if not (p.is_file() and p.suffix.lower() in _IMAGE_EXTS):
+                    if not (p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS):
                         continue
                     m = mask_dir / (p.stem + ".png")
                     if not m.is_file():

@@ -132,7 +132,7 @@ def _grid_coords(H: int, W: int, g: int = GAIN_GRID) -> tuple[np.ndarray, np.nda
 @kernel
 def _vignette_grid(ys, xs, cy, cx, inv_r, strength, power):
     """(g, g) float32: max(1 - strength * min(r * inv_r, 1.5) ** power, 0), r from (cy, cx) to the
-    grid points (ys, xs) (float32 arithmetic, as the NumPy expression it replaced)."""
+    grid points (ys, xs), in float32 arithmetic (bit-identical to the same NumPy float32 expression)."""
     out = np.empty((ys.size, xs.size), np.float32)
     zero, one, lim = np.float32(0.0), np.float32(1.0), np.float32(1.5)
     for i in range(ys.size):
@@ -147,7 +147,7 @@ def _vignette_grid(ys, xs, cy, cx, inv_r, strength, power):
 @kernel
 def _gradient_grid(ys, xs, cy, cx, ky, kx, amplitude, scale):
     """(g, g) float32: max(1 + amplitude * ((ys - cy) * ky + (xs - cx) * kx), 0) * scale (float32
-    arithmetic, as the NumPy expression it replaced)."""
+    arithmetic, bit-identical to the same NumPy float32 expression)."""
     out = np.empty((ys.size, xs.size), np.float32)
     zero, one = np.float32(0.0), np.float32(1.0)
     for i in range(ys.size):

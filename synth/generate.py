@@ -46,7 +46,8 @@ import numpy as np
 import yaml
 
 from synth.writers import SampleWriter, make_writer
-from synth.writers.atomic import atomic_open, atomic_write_bytes, clean_tmp_dir
+from keysynth.common import atomic_open, atomic_write_bytes, clean_tmp_dir
+from synth.scene import tune_allocator
 from synth.writers.encoding import JPEG_QUALITY, check_sample
 
 __all__ = ["BACKENDS", "RunMismatchError", "generate_dataset", "build_renderer", "read_run_config", "STATE_DIR"]
@@ -179,6 +180,7 @@ def _render_chunk(job: _ChunkJob, chunk: int) -> dict:
     # One private copy of the job per worker thread, kept across chunks so renderer caches (e.g.
     # decoded backgrounds) survive; in a thread pool (Dask worker threads) a deep copy, because Dask
     # may hand one scattered object to several threads. Rendering depends only on (index, run_seed).
+    tune_allocator()  # a generator worker: keep frame-sized buffers in the heap
     key = (job.token, threading.get_ident())
     if key not in _WORKER_JOB:
         for old in [k for k in _WORKER_JOB if k[0] != job.token]:

@@ -4,7 +4,6 @@ numeric sampled parameter (matplotlib, Agg backend)."""
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import cv2
@@ -12,6 +11,8 @@ import numpy as np
 
 from .config import SynthConfig
 from .scene import SampleRenderer
+
+from keysynth.common import atomic_open, atomic_write_bytes
 
 __all__ = ["write_preview", "contact_sheet", "flatten_numeric"]
 
@@ -66,9 +67,7 @@ def _atomic_png(path: Path, bgr: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", bgr)
     if not ok:
         raise ValueError(f"PNG encoding failed for {path}")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def write_preview(out_png: Path, *, n: int = 64, config: SynthConfig, run_seed: int = 0, backgrounds=None,
@@ -115,7 +114,6 @@ def write_preview(out_png: Path, *, n: int = 64, config: SynthConfig, run_seed: 
         # subplots_adjust, not tight_layout: the latter measures every text artist (minutes for
         # ~100 axes).
         fig.subplots_adjust(left=0.03, right=0.99, bottom=0.02, top=1 - 0.5 / (rows * 1.9), hspace=0.7, wspace=0.3)
-        tmp = hist_png.with_name(f".{hist_png.name}.tmp{os.getpid()}.png")
-        fig.savefig(tmp, dpi=90)
+        with atomic_open(hist_png) as fh:
+            fig.savefig(fh, dpi=90, format="png")
         plt.close(fig)
-        os.replace(tmp, hist_png)

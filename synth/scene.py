@@ -264,8 +264,6 @@ class SampleRenderer:
             (mask == coverage >= 0.5, except keys dropped by ``min_visible_px``).
         """
         c = self.config
-        if not _ALLOC_TUNED:
-            tune_allocator()
         seed = sample_seed(run_seed, index)
         S = c.size
         bank_seed = None
@@ -526,7 +524,9 @@ def tune_allocator() -> bool:
     one is mmap'ed/trimmed and its pages re-faulted and zeroed, which costs more than the arithmetic
     (measured: sensor noise at 512 px 8.4 ms -> 1.8 ms CPU). Sets M_MMAP_THRESHOLD = 32 MiB and
     M_TRIM_THRESHOLD = 256 MiB once per process; a no-op (returns False) off glibc. Output bytes are
-    unaffected."""
+    unaffected. An explicit opt-in of generator worker processes (``keysynth synth`` chunks, the
+    trainer's generator workers), never called by the renderer itself, so a trainer that renders
+    in-process keeps glibc's defaults."""
     global _ALLOC_TUNED
     if _ALLOC_TUNED:
         return True

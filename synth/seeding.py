@@ -8,6 +8,7 @@ the sample's ``meta`` so a single sample can be re-rendered in isolation.
 from __future__ import annotations
 
 import functools
+import math
 import hashlib
 import zlib
 
@@ -16,7 +17,7 @@ from numpy.random.bit_generator import ISeedSequence
 
 from backgrounds.base import pick, uniform  # one definition each; backgrounds may not import synth
 
-__all__ = ["sample_seed", "sample_rng", "child_rng", "StreamSeed", "asset_bank_seed", "uniform", "normal", "pick"]
+__all__ = ["sample_seed", "sample_rng", "child_rng", "StreamSeed", "asset_bank_seed", "uniform", "normal", "loguniform", "pick"]
 
 
 def _entropy(values: list[int]) -> np.ndarray:
@@ -135,3 +136,8 @@ def normal(rng: np.random.Generator, mu: float, sigma: float) -> float:
     (``mu + sigma * standard_normal``), without the scalar-call overhead."""
     return mu + sigma * rng.standard_normal()
 
+
+
+def loguniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """One log-uniform draw in [lo, hi] (``exp(rng.uniform(log lo, log hi))``), for sizes spanning decades."""
+    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))

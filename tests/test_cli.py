@@ -31,6 +31,21 @@ def test_help_of_each_subcommand(command, capsys):
     assert "usage: keysynth " + command in capsys.readouterr().out
 
 
+def test_every_flag_of_every_subcommand_has_help_in_the_fields_terms():
+    import argparse
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, sp in sub.choices.items():
+        for action in sp._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            text = (action.help or "").strip()
+            flag = action.option_strings[0] if action.option_strings else action.dest
+            assert text, f"keysynth {name} {flag} has no help text"
+            assert "module doc" not in text and "ARCHITECTURES" not in text, f"keysynth {name} {flag}: {text}"
+
+
 def test_console_script_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "keysynth", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0 and "demo" in out.stdout

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from keysynth.common import atomic_write_text
 from synth.schema import check_fields, coerce, knob, knob_help
 
 __all__ = ["TrainConfig", "AMP_MODES", "BOUNDARY_LOSSES", "config_fields"]
@@ -175,11 +175,7 @@ class TrainConfig:
     def to_yaml(self, path: str | os.PathLike) -> Path:
         """Write ``path`` atomically (temp file in the same folder + ``os.replace``)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".yaml", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            yaml.safe_dump(self.to_dict(), fh, sort_keys=False)
-        os.replace(tmp, path)
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
         return path
 
     def replace(self, **changes: Any) -> "TrainConfig":

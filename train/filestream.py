@@ -29,11 +29,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from keysynth.common import IMAGE_EXTENSIONS
 from train.stream import Batch, _Stats
 
 __all__ = ["FileStream", "is_temp_name", "decode_complete_image", "scan_folder", "scan_shards"]
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 SHARD_RE = re.compile(r"^shard-\d+\.tar$")
 
 
@@ -74,7 +74,7 @@ def scan_folder(root: Path) -> dict[str, tuple[str, str, str]]:
     out = {}
     for n in os.listdir(img_dir):
         stem, ext = os.path.splitext(n)
-        if ext.lower() in IMAGE_EXTS and not is_temp_name(n) and stem in masks:
+        if ext.lower() in IMAGE_EXTENSIONS and not is_temp_name(n) and stem in masks:
             out[f"f:{stem}"] = ("file", str(img_dir / n), str(mask_dir / masks[stem]))
     return out
 
@@ -241,6 +241,11 @@ class FileStream:
 
     def state_dict(self) -> dict:
         return {"order": "fresh", "position": 0, "rng": self._rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the draw rng of a :meth:`state_dict`."""
+        if state and state.get("rng"):
+            self._rng.bit_generator.state = state["rng"]
 
 
 def zlib_key(key: str) -> int:

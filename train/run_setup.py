@@ -92,7 +92,7 @@ def make_real_crops(cfg: TrainConfig, real_set):
     from real_eval.calibrate import check_disjoint, content_hashes
     from real_eval.dataset import load_real_set
     from train.realcrops import RealCrops
-    from train.trainer import derive_seed as _derive_seed
+    from train.runtime import derive_seed as _derive_seed
 
     photos = load_real_set(cfg.real_train)
     if real_set:

@@ -54,6 +54,8 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
+from synth.scene import tune_allocator
+
 __all__ = ["Batch", "ShmStream", "SyncStream", "check_sample", "make_stream", "producer_size", "worker_index"]
 
 log = logging.getLogger("keysynth.train")
@@ -149,6 +151,7 @@ def _worker_main(producer, names, spec, w, n_workers, start, run_seed, order, lo
                  with_dist, ignore_index, overwrite_used, max_reuse, parent_pid):
     """Generator process: render assigned indices and publish them into free ring slots."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trainer owns shutdown
+    tune_allocator()  # generator process only: frame-sized buffers stay in its heap
     arrays, handles = _attach(names, spec)
     ctl, wctl = arrays["ctl"], arrays["wctl"]
     slots, size = ctl.shape[0], arrays["image"].shape[1]
@@ -480,6 +483,11 @@ class ShmStream:
             pos = self._next_ordered
         return {"order": self.order, "position": max(pos, self.start), "rng": self._rng.bit_generator.state}
 
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the draw rng of a :meth:`state_dict` (the position is the ``start`` argument)."""
+        if state and state.get("rng"):
+            self._rng.bit_generator.state = state["rng"]
+
 
 class SyncStream:
     """In-process, ordered stream (``num_workers=0``): batch ``t`` = samples ``start + t*B ...``.
@@ -529,6 +537,9 @@ class SyncStream:
 
     def state_dict(self) -> dict:
         return {"order": "ordered", "position": self._next, "rng": None}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Nothing to restore: an ordered stream is fully given by its ``start``."""
 
 
 def make_stream(producer, *, batch_size: int, num_workers: int, **kwargs):

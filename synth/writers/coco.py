@@ -28,7 +28,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from synth.writers.atomic import atomic_open
+from keysynth.common import atomic_open
 from synth.writers.base import COCO_SEGMENTATIONS
 from synth.writers.folder import FolderWriter
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from synth.writers.atomic import atomic_write_bytes
+from keysynth.common import atomic_write_bytes
 from synth.writers.base import SampleWriter, make_record
 from synth.writers.encoding import encode_jpeg, encode_png
 

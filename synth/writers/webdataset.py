@@ -21,7 +21,7 @@ from typing import Iterable
 
 import numpy as np
 
-from synth.writers.atomic import atomic_open
+from keysynth.common import atomic_open
 from synth.writers.base import SampleWriter, make_record
 from synth.writers.encoding import encode_jpeg, encode_json, encode_png
 

@@ -1,5 +1,7 @@
-"""Atomic file writes: every output file is written to a temporary name, then ``os.replace``'d.
+"""Small helpers every keysynth package may import (a leaf module: it imports no other package
+module): atomic file writes and the image file extensions keysynth reads.
 
+Atomic writes: every output file is written to a temporary name, then ``os.replace``'d.
 A reader (or a resumed run) therefore sees either the complete old file, the complete new file or
 no file, never half a file. Temporary files live in one folder per output run (``.keysynth/tmp``
 inside the output folder, same file system as the outputs, so ``os.replace`` is an atomic rename),
@@ -14,9 +16,11 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-__all__ = ["atomic_write_bytes", "atomic_open", "clean_tmp_dir", "TMP_PREFIX"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_open", "clean_tmp_dir", "TMP_PREFIX", "IMAGE_EXTENSIONS"]
 
 TMP_PREFIX = ".tmp-"
+#: image files keysynth reads (photos, backgrounds, cut-outs, datasets): every format OpenCV decodes
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @contextlib.contextmanager
@@ -53,6 +57,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, tmp_dir: str | os.P
     """Write ``data`` to ``path`` atomically (temporary name + ``os.replace``); see :func:`atomic_open`."""
     with atomic_open(path, tmp_dir) as fh:
         fh.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, tmp_dir: str | os.PathLike | None = None) -> None:
+    """Write ``text`` as UTF-8 to ``path`` atomically; see :func:`atomic_open`."""
+    atomic_write_bytes(path, text.encode("utf-8"), tmp_dir)
 
 
 def clean_tmp_dir(tmp_dir: str | os.PathLike) -> int:
