@@ -143,7 +143,7 @@ def cross_calibrated(rule: str, probs: dict, samples) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     from real_eval.calibrate import predict_all
     from real_eval.dataset import load_real_set
-    from real_eval.folds import mean_interval, paired_bootstrap
+    from real_eval.folds import comparison_table
     from real_eval.model_io import load_checkpoint
     from real_eval.strategies import STRATEGIES
 
@@ -164,19 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(cache, **{f"{st}/{s.name}": probs[st][i] for st in STRATEGIES for i, s in enumerate(samples)})
         probs = {st: [m.astype(np.float32) for m in v] for st, v in probs.items()}
-    names = [s.name for s in samples]
     res = {rule: cross_calibrated(rule, probs, samples) for rule in _rules()}
-    base = [res["threshold"][n] for n in names]
-    print("\n| rule | mean IoU, grouped cross-calibrated [95% CI] | difference to threshold [paired 95% CI] |")
-    print("|---|---|---|")
-    for rule, d in res.items():
-        v = [d[n] for n in names]
-        m, lo, hi = mean_interval(v)
-        dm, dlo, dhi = paired_bootstrap(v, base)
-        print(f"| {rule} | {m:.3f} [{lo:.3f}, {hi:.3f}] | {dm:+.3f} [{dlo:+.3f}, {dhi:+.3f}] |")
-    print("\n| photo | " + " | ".join(res) + " |\n|---|" + "---|" * len(res))
-    for n in names:
-        print(f"| {n} | " + " | ".join(f"{res[r][n]:.3f}" for r in res) + " |")
+    print("\ngrouped cross-calibrated:\n" + comparison_table(res, "threshold", what="rule"))
     return 0
 
 

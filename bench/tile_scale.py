@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from ship_model import cross_calibrated
 
     from real_eval.dataset import load_real_set
-    from real_eval.folds import mean_interval, paired_bootstrap
+    from real_eval.folds import comparison_table
     from real_eval.model_io import load_checkpoint
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     samples = load_real_set(args.real)
-    names = [s.name for s in samples]
     model, spec = load_checkpoint(args.checkpoint, "cpu")
     model.eval()
     probs, seconds = {}, {}
@@ -70,18 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     rows, folds = cross_calibrated(probs, samples)
     res["T chosen on other groups"] = {r["name"]: r["iou"] for r in rows}
     print("  folds choose: " + ", ".join(f"{f['held_out']} -> {f['strategy']} @ {f['threshold']:.2f}" for f in folds))
-    base = [res["native"][n] for n in names]
-    print("\n| tiles scale | mean IoU, cross-calibrated [95% CI] | difference to native [paired 95% CI] | s/photo |")
-    print("|---|---|---|---|")
-    for key, d in res.items():
-        v = [d[n] for n in names]
-        m, lo, hi = mean_interval(v)
-        dm, dlo, dhi = paired_bootstrap(v, base)
-        print(f"| {key} | {m:.3f} [{lo:.3f}, {hi:.3f}] | {dm:+.3f} [{dlo:+.3f}, {dhi:+.3f}] | "
-              f"{seconds.get(key, float('nan')):.2f} |")
-    print("\n| photo | " + " | ".join(res) + " |\n|---|" + "---|" * len(res))
-    for n in names:
-        print(f"| {n} | " + " | ".join(f"{res[k][n]:.3f}" for k in res) + " |")
+    print("\ngrouped cross-calibrated:\n" + comparison_table(
+        res, "native", what="tiles scale", extra={k: f"{v:.2f} s/photo" for k, v in seconds.items()}))
     return 0
 
 

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["photo_group", "grouped_folds", "mean_interval", "paired_bootstrap"]
+__all__ = ["photo_group", "grouped_folds", "mean_interval", "paired_bootstrap", "comparison_table"]
 
 _FRAME = re.compile(r"^(?P<group>.+?)_f\d+$")
 
@@ -67,3 +67,32 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, n_boot: int = 20
     if a.shape != b.shape or a.size == 0:
         raise ValueError(f"paired_bootstrap needs two equally long non-empty lists, got {a.shape} and {b.shape}")
     return mean_interval(a - b, n_boot=n_boot, seed=seed, level=level)
+
+
+def comparison_table(results: dict[str, dict[str, float]], baseline: str, *, what: str = "variant",
+                     extra: dict[str, str] | None = None) -> str:
+    """Markdown tables comparing variants scored on the same photos.
+
+    Args:
+        results: ``{variant: {photo name: IoU}}``, every variant scored on the same photos.
+        baseline: the variant the paired differences are taken against.
+        what: header of the first column.
+        extra: ``{variant: text}`` for a last column (e.g. seconds per photo).
+
+    Returns:
+        One row per variant (mean with bootstrap interval, paired difference to ``baseline`` with
+        its interval), then one row per photo.
+    """
+    names = list(results[baseline])
+    base = [results[baseline][n] for n in names]
+    head = f"| {what} | mean IoU [95% CI] | difference to {baseline} [paired 95% CI] |"
+    lines = [head + (" cost |" if extra else ""), "|---|---|---|" + ("---|" if extra else "")]
+    for key, d in results.items():
+        v = [d[n] for n in names]
+        m, lo, hi = mean_interval(v)
+        dm, dlo, dhi = paired_bootstrap(v, base)
+        row = f"| {key} | {m:.3f} [{lo:.3f}, {hi:.3f}] | {dm:+.3f} [{dlo:+.3f}, {dhi:+.3f}] |"
+        lines.append(row + (f" {extra.get(key, '')} |" if extra else ""))
+    lines += ["", "| photo | " + " | ".join(results) + " |", "|---|" + "---|" * len(results)]
+    lines += [f"| {n} | " + " | ".join(f"{results[k][n]:.3f}" for k in results) + " |" for n in names]
+    return "\n".join(lines)

@@ -48,7 +48,7 @@ def load_config(path: str | None, size: int | None, key_source: str | None = Non
     if size is not None:
         config = dataclasses.replace(config, size=int(size))
     if key_source is not None:
-        from synth.scene import make_keys
+        from synth.keysources import make_keys
 
         make_keys(key_source)
         config = dataclasses.replace(config, key_source=key_source)

@@ -30,7 +30,7 @@ import numpy as np
 
 from backgrounds.base import uniform
 
-__all__ = ["BLEND_MODES", "parse_key_sources", "MixedKeys", "sample_relight", "relight_layer", "sample_blend",
+__all__ = ["BLEND_MODES", "parse_key_sources", "MixedKeys", "make_keys", "sample_relight", "relight_layer", "sample_blend",
            "blend_layer", "poisson_colour"]
 
 #: blend modes of pasted cut-outs, in the order of ``SynthConfig.cutout_blend_weights``
@@ -201,3 +201,39 @@ def poisson_colour(canvas_img: np.ndarray, rgba: np.ndarray, x0: int, y0: int) -
     region[..., 3] = hard
     region[..., :3] = out.astype(np.float32) * hard[..., None]
     return new
+
+
+def make_keys(spec: str, kinds=None, materials=None):
+    """Key cut-out source from ``SynthConfig.key_source``: "procedural" (``synth.keys``; falls back
+    to ``FallbackKeys`` only if that module does not exist), "fallback", a cut-out folder, or a
+    weighted mix ``"procedural:0.5,DIR:0.5"`` (:class:`synth.keysources.MixedKeys`)."""
+    pairs = parse_key_sources(spec)
+    if len(pairs) > 1:
+        return MixedKeys([_one_key_source(n, kinds, materials) for n, _ in pairs], [w for _, w in pairs],
+                         [n for n, _ in pairs])
+    return _one_key_source(pairs[0][0], kinds, materials)
+
+
+def _one_key_source(spec: str, kinds=None, materials=None):
+    if spec == "fallback":
+        from synth.occluders import FallbackKeys
+
+        return FallbackKeys()
+    if spec == "procedural":
+        try:
+            from synth.keys import ProceduralKeys
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("synth.keys",):
+                raise
+            from synth.occluders import FallbackKeys
+
+            return FallbackKeys()
+        return ProceduralKeys(kinds=kinds, materials=materials)
+    import os
+
+    if os.path.isdir(spec):
+        from synth.cutouts import FolderCutouts
+
+        return FolderCutouts(spec)
+    raise ValueError(f"unknown key_source {spec!r}: not 'procedural', 'fallback' or an existing folder of cut-outs "
+                     f"(a mix is written 'procedural:0.5,/data/cutouts:0.5')")

@@ -6,10 +6,17 @@ under -> keys (cast + contact shadow each, from ONE scene light) -> ring halves 
 distractors over -> blobs / fingers over keys -> illumination gradient x exposure -> camera chain.
 Every random part draws from its own ``synth.seeding.child_rng(seed, stream)`` so switching a
 family off leaves the rest of the sample unchanged.
+
+:meth:`SampleRenderer.render` reads as the recipe: ``_start_scene`` (seeds, background, light,
+reflection env) -> :func:`synth.layout.sample_layout` -> ``_place_keys`` (each key rendered by its
+source, then placed by its layout kind) -> ``_add_distractors`` / ``_add_rings`` /
+``_add_occluders`` -> ``_composite`` (back to front, with shadows) -> ``_finish`` (illumination,
+camera chain, labels, meta). A :class:`Scene` carries the sample between the phases.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import cv2
@@ -19,52 +26,20 @@ from .compose import Canvas, Layer, matmul3, rect_to_quad, rgba_to_layer, shadow
 from .config import SynthConfig
 from .meta import jsonable
 from .keys.bank import ASSET_CACHE, note_bank_generation
-from .seeding import asset_bank_seed, child_rng, normal, pick, sample_seed, uniform
+from .seeding import asset_bank_seed, child_rng, loguniform, pick, sample_seed, uniform
 from . import functional as F
-from .keysources import blend_layer, poisson_colour, relight_layer, sample_blend, sample_relight
-from .occluders import FallbackKeys, blob_layer, fallback_distractor, finger_layer, key_ring_layers
+from .keysources import blend_layer, make_keys, poisson_colour, relight_layer, sample_blend, sample_relight
+from .layout import (Layout, PlacedKey, blade_frame, key_length_and_angle, place_cluster, place_crop, place_scatter,
+                     sample_layout)
+from .occluders import blob_layer, fallback_distractor, finger_layer, key_ring_layers
 
-__all__ = ["SampleRenderer", "make_keys", "jsonable", "tune_allocator"]
+__all__ = ["SampleRenderer", "jsonable", "tune_allocator"]
 
 MIN_KEY_RENDER_PX = 24.0
 #: a key shrunk below this factor by its warp is first area-resized (bilinear sampling at under
 #: 0.7x skips source pixels and aliases); 0.7 < 1 / sqrt(2), the largest shrink an asset-bank size
 #: bucket needs, so banked keys go through one warp (``synth.keys.bank.BUCKETS_PER_OCTAVE``)
 PRE_SHRINK_BELOW = 0.7
-
-
-def make_keys(spec: str, kinds=None, materials=None):
-    """Key cut-out source from ``SynthConfig.key_source``: "procedural" (``synth.keys``; falls back
-    to ``FallbackKeys`` only if that module does not exist), "fallback", a cut-out folder, or a
-    weighted mix ``"procedural:0.5,DIR:0.5"`` (:class:`synth.keysources.MixedKeys`)."""
-    from synth.keysources import MixedKeys, parse_key_sources
-
-    pairs = parse_key_sources(spec)
-    if len(pairs) > 1:
-        return MixedKeys([_one_key_source(n, kinds, materials) for n, _ in pairs], [w for _, w in pairs],
-                         [n for n, _ in pairs])
-    return _one_key_source(pairs[0][0], kinds, materials)
-
-
-def _one_key_source(spec: str, kinds=None, materials=None):
-    if spec == "fallback":
-        return FallbackKeys()
-    if spec == "procedural":
-        try:
-            from synth.keys import ProceduralKeys
-        except ModuleNotFoundError as exc:
-            if exc.name not in ("synth.keys",):
-                raise
-            return FallbackKeys()
-        return ProceduralKeys(kinds=kinds, materials=materials)
-    import os
-
-    if os.path.isdir(spec):
-        from synth.cutouts import FolderCutouts
-
-        return FolderCutouts(spec)
-    raise ValueError(f"unknown key_source {spec!r}: not 'procedural', 'fallback' or an existing folder of cut-outs "
-                     f"(a mix is written 'procedural:0.5,/data/cutouts:0.5')")
 
 
 def _distractor_fn():
@@ -80,10 +55,6 @@ def _distractor_fn():
 def _any_bank(c: SynthConfig) -> bool:
     """Whether any asset bank (keys, distractors, procedural backgrounds) is on."""
     return c.asset_bank_size > 0 or c.distractor_bank_size > 0 or c.background_bank_size > 0
-
-
-def _loguniform(rng, lo, hi):
-    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
 
 
 class SampleRenderer:
@@ -263,6 +234,20 @@ class SampleRenderer:
             and ``coverage``: the total visible key coverage after everything
             (mask == coverage >= 0.5, except keys dropped by ``min_visible_px``).
         """
+        sc = self._start_scene(index, run_seed)
+        r_lay = child_rng(sc.seed, "layout")
+        sc.layout = sample_layout(r_lay, self.config, sc.size)
+        sc.meta["mode"], sc.meta["key_scale"] = sc.layout.mode, sc.layout.scale
+        self._place_keys(sc, r_lay, child_rng(sc.seed, "keys"))
+        if self.config.occluders:
+            self._add_distractors(sc, child_rng(sc.seed, "negatives"))
+            self._add_rings(sc, child_rng(sc.seed, "rings"))
+            self._add_occluders(sc, child_rng(sc.seed, "occluders"))
+        key_alpha = self._composite(sc, child_rng(sc.seed, "shadows"), debug)
+        return self._finish(sc, key_alpha, debug)
+
+    def _start_scene(self, index: int, run_seed: int) -> "Scene":
+        """Seeds, asset-bank generation, background, the one scene light and the reflection env."""
         c = self.config
         seed = sample_seed(run_seed, index)
         S = c.size
@@ -272,7 +257,6 @@ class SampleRenderer:
             if ASSET_CACHE.budget != c.asset_cache_mib << 20:
                 ASSET_CACHE.set_budget(c.asset_cache_mib)
             note_bank_generation(bank_seed)
-        r_lay = child_rng(seed, "layout")
         bsrc = self.backgrounds
         if bank_seed is not None and c.background_bank_size > 0 and hasattr(bsrc, "sample_banked"):
             bg, bg_meta = bsrc.sample_banked(child_rng(seed, "background"), (S, S), bank_seed=bank_seed,
@@ -290,175 +274,123 @@ class SampleRenderer:
         # averaged, so an area resize, 0.1-0.35 ms, would change nothing visible)
         env = cv2.blur(cv2.resize(bg, (64, 64), interpolation=cv2.INTER_NEAREST), (9, 9))
         env.flags.writeable = False  # read-only: the keys' shading memoises its planar version by identity
-        canvas = Canvas(bg)
         meta: dict = {"seed": seed, "index": int(index), "run_seed": int(run_seed), "size": S,
                       "background": bg_meta, "light": {"azimuth_deg": az, "elevation_deg": el, "dir": list(light)}}
+        return Scene(seed=seed, size=S, bank_seed=bank_seed, light=light, r_light=r_light, env=env,
+                     canvas=Canvas(bg), meta=meta)
 
-        # ---------------- layout
-        if r_lay.random() < c.empty_prob:
-            mode, n = "empty", 0
-        else:
-            u = r_lay.random()
-            if u < c.crop_like_prob:
-                mode, n = "crop", 1
-            elif u < c.crop_like_prob + (1 - c.crop_like_prob) * c.ring_cluster_prob:
-                mode, n = "cluster", int(r_lay.integers(max(2, c.n_keys_range[0]), max(2, c.n_keys_range[1]) + 1))
-            else:
-                mode, n = "scatter", int(r_lay.integers(c.n_keys_range[0], c.n_keys_range[1] + 1))
-        meta["mode"] = mode
-        if mode == "crop":
-            scale = uniform(r_lay, *c.crop_like_length_range)
-        else:
-            lo, hi = c.key_length_range if r_lay.random() < c.tiny_key_prob else c.key_length_typical_range
-            if not (mode == "scatter" and n == 1):  # several keys must fit together
-                hi = min(hi, max(lo * 1.01, hi * (0.75 if mode == "scatter" else 0.55)))
-            scale = _loguniform(r_lay, lo, hi)
-        meta["key_scale"] = scale
-
-        r_keys = child_rng(seed, "keys")
-        r_sh = child_rng(seed, "shadows")
-        placed = []  # (layer, hole_frame, blade_dir, L, meta)
-        ring_spec = None
-        if mode == "cluster":
-            ring_r = scale * S * uniform(r_lay, 0.15, 0.3)
-            rc = r_lay.uniform(0.25, 0.75, 2) * S
-            base = uniform(r_lay, 0, 360)
-            spread = uniform(r_lay, 30, 150)
-            ring_spec = {"centre": rc.tolist(), "radius": ring_r}
-        delta = None
-        for k in range(n):
-            L = scale * S * (uniform(r_lay, 0.85, 1.15) if n > 1 else 1.0)
-            if mode == "cluster":
-                phi = base + (k / max(1, n - 1) - 0.5) * spread + normal(r_lay, 0, 8)
-                want = phi if delta is None else phi - delta  # blade points outward from the ring
-                angle = want
-            else:
-                angle = uniform(r_lay, 0, 360)
-            layer, hole, km = self._key_layer(r_keys, L, angle, light, env, S,
-                                              bank_seed if c.asset_bank_size > 0 else None)
+    def _place_keys(self, sc: "Scene", r_lay, r_keys) -> None:
+        """Render the layout's keys and place each by its layout kind (:mod:`synth.layout`)."""
+        c, S, layout = self.config, sc.size, sc.layout
+        delta = None  # cluster: the first key's offset between blade direction and rotation
+        for k in range(layout.n):
+            L, angle, phi = key_length_and_angle(r_lay, layout, k, S, delta)
+            layer, hole, km = self._key_layer(r_keys, L, angle, sc.light, sc.env, S,
+                                              sc.bank_seed if c.asset_bank_size > 0 else None)
             h, w = layer.alpha.shape
-            # 2-vectors as plain floats (x, y): a handful of operations per key, where NumPy's
-            # per-call overhead would dominate
-            cx, cy = w / 2, h / 2
-            if hole is not None:
-                hx, hy = float(hole[0]), float(hole[1])
-            else:
-                ar = math.radians(angle)
-                hx, hy = cx - 0.35 * L * math.cos(ar), cy - 0.35 * L * -math.sin(ar)
-            bx, by = cx - hx, cy - hy
-            nb = math.hypot(bx, by) or 1.0
-            bx, by = bx / nb, by / nb
-            if mode == "cluster":
-                blade_ang = math.degrees(math.atan2(-by, bx))
+            hx, hy, bx, by = blade_frame(w, h, hole, angle, L)
+            if layout.mode == "cluster":
                 if delta is None:
-                    delta = blade_ang - angle
-                pr = math.radians(phi)
-                rcx, rcy = ring_spec["centre"]
-                px, py = rcx + ring_spec["radius"] * math.cos(pr) - hx, rcy + ring_spec["radius"] * -math.sin(pr) - hy
-            elif mode == "crop":
-                cut = r_lay.random() < c.crop_like_cut_prob
-                sx_, sy_ = (r_lay.normal(0, 0.04, 2) * S).tolist()
-                if cut:
-                    t = uniform(r_lay, 0, 2 * math.pi)
-                    u_ = uniform(r_lay, 0.25, 0.5)
-                    sx_, sy_ = sx_ + math.cos(t) * L * u_, sy_ + math.sin(t) * L * u_
-                px, py = S / 2 + sx_ - cx, S / 2 + sy_ - cy
-                km["border_cut"] = bool(cut)
+                    delta = math.degrees(math.atan2(-by, bx)) - angle
+                px, py = place_cluster(layout, phi, hx, hy)
+            elif layout.mode == "crop":
+                px, py = place_crop(r_lay, c, S, L, w, h, km)
             else:
-                cut = r_lay.random() < c.border_cut_prob
-                lo_ = (-0.25 * w, -0.25 * h) if cut else (0.0, 0.0)
-                hi_ = (S - w * (0.75 if cut else 1.0), S - h * (0.75 if cut else 1.0))
-                px, py = (uniform(r_lay, min(lo_[i], hi_[i]), max(lo_[i], hi_[i])) for i in range(2))
-                km["border_cut"] = bool(cut)
+                px, py = place_scatter(r_lay, c, S, w, h, km)
             layer.x0, layer.y0 = int(round(px)), int(round(py))
-            hole_f = [hx + layer.x0, hy + layer.y0]
             km["xy"] = [layer.x0, layer.y0]
-            placed.append((layer, hole_f, (bx, by), L, km))
+            sc.keys.append(PlacedKey(layer, [hx + layer.x0, hy + layer.y0], (bx, by), L, km))
 
-        # ---------------- negatives (distractors), rings, occluders
-        under_d, over_d, rings_under, rings_over, tops = [], [], [], [], []
-        neg_meta, occ_meta = [], []
-        if c.occluders:
-            r_neg = child_rng(seed, "negatives")
-            if self._distract is None:
-                self._distract = _distractor_fn()
-            fn, kinds, asset_fn = self._distract
-            nd = int(r_neg.integers(c.n_distractors_range[0], c.n_distractors_range[1] + 1))
-            for _ in range(nd):
-                kind = str(pick(r_neg, kinds))
-                size_px = max(8.0, _loguniform(r_neg, *c.distractor_size_range) * S)
-                ang_d = uniform(r_neg, 0, 360)
-                # the scene's env (like keys): consistent reflections, and no per-object synthetic room
-                if fn is fallback_distractor:
-                    rgba, dm = fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=light, shading=c.shading)
-                    lay = rgba_to_layer(rgba)
-                elif bank_seed is not None and c.distractor_bank_size > 0:  # cached geometry, re-lit; one warp
-                    rgba, dm, A, out_hw = asset_fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=light,
-                                                   shading=c.shading, env=env, bank_seed=bank_seed,
-                                                   bank_size=c.distractor_bank_size)
-                    lay = warp_layer(rgba_to_layer(rgba), A, out_hw)
-                else:
-                    rgba, dm = fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=light, shading=c.shading,
-                                  env=env)
-                    lay = rgba_to_layer(rgba)
-                hh, ww = lay.alpha.shape
-                lay.x0 = int(uniform(r_neg, -ww * 0.3, S - ww * 0.7))
-                lay.y0 = int(uniform(r_neg, -hh * 0.3, S - hh * 0.7))
-                over = bool(r_neg.random() < 0.3)
-                (over_d if over else under_d).append((lay, size_px))
-                neg_meta.append({"kind": kind, "size_px": size_px, "over_keys": over, "xy": [lay.x0, lay.y0],
-                                 **{k: v for k, v in dm.items() if k != "kind"}})
-            r_ring = child_rng(seed, "rings")
-            if mode == "cluster" and placed:
-                lay0, hole0, bd0, L0, _ = placed[0]
-                ctr_r = np.array(ring_spec["centre"])
-                hole_dir = (np.array(hole0) - ctr_r)
-                hole_dir = hole_dir / (np.linalg.norm(hole_dir) or 1)
-                u_, o_, rm = key_ring_layers(r_ring, hole0, tuple(hole_dir), L0, light, c.shading, radius=ring_spec["radius"])
-                rings_under.append(u_)
-                rings_over.append(o_)
-                occ_meta.append({"type": "ring", **rm})
+    def _add_distractors(self, sc: "Scene", r_neg) -> None:
+        """Hard negatives (coins, clips, fobs, ...; mask 0), 30 % of them over the keys."""
+        c, S = self.config, sc.size
+        if self._distract is None:
+            self._distract = _distractor_fn()
+        fn, kinds, asset_fn = self._distract
+        nd = int(r_neg.integers(c.n_distractors_range[0], c.n_distractors_range[1] + 1))
+        for _ in range(nd):
+            kind = str(pick(r_neg, kinds))
+            size_px = max(8.0, loguniform(r_neg, *c.distractor_size_range) * S)
+            ang_d = uniform(r_neg, 0, 360)
+            # the scene's env (like keys): consistent reflections, and no per-object synthetic room
+            if fn is fallback_distractor:
+                rgba, dm = fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=sc.light, shading=c.shading)
+                lay = rgba_to_layer(rgba)
+            elif sc.bank_seed is not None and c.distractor_bank_size > 0:  # cached geometry, re-lit; one warp
+                rgba, dm, A, out_hw = asset_fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=sc.light,
+                                               shading=c.shading, env=sc.env, bank_seed=sc.bank_seed,
+                                               bank_size=c.distractor_bank_size)
+                lay = warp_layer(rgba_to_layer(rgba), A, out_hw)
             else:
-                for lay, hole_f, bd, L, km in placed:
-                    if r_ring.random() < c.key_ring_prob and km.get("hole_xy") is not None:
-                        u_, o_, rm = key_ring_layers(r_ring, hole_f, bd, L, light, c.shading)
-                        rings_under.append(u_)
-                        rings_over.append(o_)
-                        occ_meta.append({"type": "ring", **rm})
-            r_occ = child_rng(seed, "occluders")
-            if placed and r_occ.random() < c.hand_prob:
-                lay, _, bd, L, _ = pick(r_occ, placed)
-                ys, xs = np.nonzero(lay.alpha > 0.5)
-                if len(xs):
-                    nf = 1 + int(r_occ.random() < 0.4)
-                    for f in range(nf):
-                        j = int(r_occ.integers(len(xs)))
-                        tip = (xs[j] + lay.x0, ys[j] + lay.y0)
-                        t = uniform(r_occ, 0, 2 * math.pi)
-                        width = max(3.0, L * uniform(r_occ, 0.22, 0.45))
-                        fl, fm = finger_layer(r_occ, tip, (math.cos(t), math.sin(t)), width, 1.5 * S, light, c.shading, (S, S))
-                        tops.append(fl)
-                        occ_meta.append({"type": "finger", "tip": [float(tip[0]), float(tip[1])], "dir_rad": t, **fm})
-            if placed and r_occ.random() < c.blob_occluder_prob:
-                lay, _, _, L, _ = pick(r_occ, placed)
-                hh, ww = lay.alpha.shape
-                ctr = (lay.x0 + ww * uniform(r_occ, 0, 1), lay.y0 + hh * uniform(r_occ, 0, 1))
-                rad = L * uniform(r_occ, 0.2, 0.6)
-                bl, bm = blob_layer(r_occ, ctr, rad, light, c.shading)
-                tops.append(bl)
-                occ_meta.append({"type": "blob", "centre": list(ctr), **bm})
+                rgba, dm = fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=sc.light, shading=c.shading,
+                              env=sc.env)
+                lay = rgba_to_layer(rgba)
+            hh, ww = lay.alpha.shape
+            lay.x0 = int(uniform(r_neg, -ww * 0.3, S - ww * 0.7))
+            lay.y0 = int(uniform(r_neg, -hh * 0.3, S - hh * 0.7))
+            over = bool(r_neg.random() < 0.3)
+            (sc.over_d if over else sc.under_d).append((lay, size_px))
+            sc.neg_meta.append({"kind": kind, "size_px": size_px, "over_keys": over, "xy": [lay.x0, lay.y0],
+                                **{k: v for k, v in dm.items() if k != "kind"}})
 
-        # ---------------- composite
-        sh_meta = []
-        for lay, sz in under_d:
+    def _add_rings(self, sc: "Scene", r_ring) -> None:
+        """Key rings through bow holes: one ring holding a cluster, else per key with ``key_ring_prob``."""
+        c = self.config
+        if sc.layout.mode == "cluster" and sc.keys:
+            first = sc.keys[0]
+            ctr_r = np.array(sc.layout.ring["centre"])
+            hole_dir = (np.array(first.hole) - ctr_r)
+            hole_dir = hole_dir / (np.linalg.norm(hole_dir) or 1)
+            rings = [key_ring_layers(r_ring, first.hole, tuple(hole_dir), first.length_px, sc.light, c.shading,
+                                     radius=sc.layout.ring["radius"])]
+        else:
+            rings = [key_ring_layers(r_ring, key.hole, key.blade_dir, key.length_px, sc.light, c.shading)
+                     for key in sc.keys if r_ring.random() < c.key_ring_prob and key.meta.get("hole_xy") is not None]
+        for under, over, rm in rings:
+            sc.rings_under.append(under)
+            sc.rings_over.append(over)
+            sc.occ_meta.append({"type": "ring", **rm})
+
+    def _add_occluders(self, sc: "Scene", r_occ) -> None:
+        """Fingers over a key (``hand_prob``) and a generic object edge across one (``blob_occluder_prob``)."""
+        c, S = self.config, sc.size
+        if sc.keys and r_occ.random() < c.hand_prob:
+            key = pick(r_occ, sc.keys)
+            lay, L = key.layer, key.length_px
+            ys, xs = np.nonzero(lay.alpha > 0.5)
+            if len(xs):
+                nf = 1 + int(r_occ.random() < 0.4)
+                for _ in range(nf):
+                    j = int(r_occ.integers(len(xs)))
+                    tip = (xs[j] + lay.x0, ys[j] + lay.y0)
+                    t = uniform(r_occ, 0, 2 * math.pi)
+                    width = max(3.0, L * uniform(r_occ, 0.22, 0.45))
+                    fl, fm = finger_layer(r_occ, tip, (math.cos(t), math.sin(t)), width, 1.5 * S, sc.light, c.shading, (S, S))
+                    sc.tops.append(fl)
+                    sc.occ_meta.append({"type": "finger", "tip": [float(tip[0]), float(tip[1])], "dir_rad": t, **fm})
+        if sc.keys and r_occ.random() < c.blob_occluder_prob:
+            key = pick(r_occ, sc.keys)
+            hh, ww = key.layer.alpha.shape
+            ctr = (key.layer.x0 + ww * uniform(r_occ, 0, 1), key.layer.y0 + hh * uniform(r_occ, 0, 1))
+            rad = key.length_px * uniform(r_occ, 0.2, 0.6)
+            bl, bm = blob_layer(r_occ, ctr, rad, sc.light, c.shading)
+            sc.tops.append(bl)
+            sc.occ_meta.append({"type": "blob", "centre": list(ctr), **bm})
+
+    def _composite(self, sc: "Scene", r_sh, debug: bool) -> np.ndarray | None:
+        """Paste back to front with shadows: distractors under, ring halves under, keys, ring halves
+        over, distractors over, fingers and blobs. Returns the keys-only label coverage (debug)."""
+        canvas, light, S = sc.canvas, sc.light, sc.size
+        for lay, sz in sc.under_d:
             self._shadow(canvas, lay, r_sh, light, sz)
             canvas.paste(lay)
-        for lay in rings_under:
+        for lay in sc.rings_under:
             canvas.paste(lay)
         key_alpha = np.zeros((S, S), np.float32) if debug else None
-        for k, (lay, _, _, L, km) in enumerate(placed, start=1):
-            sh_meta.append(self._shadow(canvas, lay, r_sh, light, L))
-            if km.get("blend", {}).get("mode") == "poisson":
+        for k, key in enumerate(sc.keys, start=1):
+            lay = key.layer
+            sc.shadow_meta.append(self._shadow(canvas, lay, r_sh, light, key.length_px))
+            if key.meta.get("blend", {}).get("mode") == "poisson":
                 new = poisson_colour(canvas.img, lay.rgba, lay.x0, lay.y0)
                 if new is not None:
                     lay = Layer.from_rgba(new, lay.x0, lay.y0, lay.label)
@@ -470,40 +402,41 @@ class SampleRenderer:
                 ka = key_alpha[y0:y0 + h_, x0:x0 + w_]
                 ka *= 1.0 - va
                 ka += cov
-        for lay in rings_over:
+        for lay in sc.rings_over:
             canvas.paste(lay)
-        for lay, sz in over_d:
+        for lay, sz in sc.over_d:
             self._shadow(canvas, lay, r_sh, light, sz)
             canvas.paste(lay)
-        for lay in tops:
+        for lay in sc.tops:
             self._shadow(canvas, lay, r_sh, light, float(max(lay.alpha.shape)) * 0.3, lift=2.0)
             canvas.paste(lay)
+        return key_alpha
 
-        # ---------------- illumination, camera
-        amp = uniform(r_light, *c.lighting_gradient_range)
-        amb = uniform(r_light, *c.ambient_range)
+    def _finish(self, sc: "Scene", key_alpha, debug: bool) -> dict:
+        """Illumination gradient x exposure, the camera chain, labels and the sample's meta."""
+        c, S, meta, canvas = self.config, sc.size, sc.meta, sc.canvas
+        amp = uniform(sc.r_light, *c.lighting_gradient_range)
+        amb = uniform(sc.r_light, *c.ambient_range)
         # illumination gradient x exposure as one low-res gain map, applied by the camera chain in the
         # same pass as its vignette and the float -> uint8 conversion
         gain = None
         if amp > 0 or abs(amb - 1) > 1e-3:
-            gain = F.gradient_gain((S, S), amp, light[0], light[1], scale=amb)
+            gain = F.gradient_gain((S, S), amp, sc.light[0], sc.light[1], scale=amb)
         meta["illumination"] = {"gradient_amplitude": amp, "exposure": amb}
         if c.camera:
-            image, cam_meta = self.camera(canvas.img, child_rng(seed, "camera"), gain)
+            image, cam_meta = self.camera(canvas.img, child_rng(sc.seed, "camera"), gain)
         else:
             image, cam_meta = F.apply_gain(canvas.img, gain, out_uint8=True), {}
         meta["camera"] = cam_meta
-
         mask, inst, counts = canvas.labels(c.ignore_band, c.ignore_band_px, c.min_visible_px)
-        keys_meta = []
-        iid = 0
-        for k, (lay, hole_f, bd, L, km) in enumerate(placed, start=1):
-            vis = counts.get(k, 0)
+        keys_meta, iid = [], 0
+        for k, key in enumerate(sc.keys, start=1):
             if k in counts:
                 iid += 1
-            keys_meta.append({**km, "instance_id": iid if k in counts else 0, "visible_px": vis, "shadow": sh_meta[k - 1]})
-        meta.update({"keys": keys_meta, "n_keys_visible": len(counts), "negatives": neg_meta, "occluders": occ_meta,
-                     "ring": ring_spec})
+            keys_meta.append({**key.meta, "instance_id": iid if k in counts else 0, "visible_px": counts.get(k, 0),
+                              "shadow": sc.shadow_meta[k - 1]})
+        meta.update({"keys": keys_meta, "n_keys_visible": len(counts), "negatives": sc.neg_meta,
+                     "occluders": sc.occ_meta, "ring": sc.layout.ring})
         out = {"image": image, "mask": mask, "instances": inst, "meta": jsonable(meta)}
         if debug:
             cov = np.zeros((S, S), np.float32)
@@ -513,6 +446,33 @@ class SampleRenderer:
             out["key_alpha"] = key_alpha
             out["coverage"] = cov
         return out
+
+
+@dataclasses.dataclass
+class Scene:
+    """One sample while it is built: its seed and size, the asset-bank generation, the scene light
+    (unit vector towards it) with the ``light`` random stream (also drawn at the end, for the
+    illumination), the reflection env, the canvas, the layout and placed keys, the layers of
+    distractors (under / over the keys), ring halves and top occluders, and their meta."""
+
+    seed: int
+    size: int
+    bank_seed: int | None
+    light: tuple
+    r_light: object
+    env: np.ndarray
+    canvas: Canvas
+    meta: dict
+    layout: Layout | None = None
+    keys: list = dataclasses.field(default_factory=list)
+    under_d: list = dataclasses.field(default_factory=list)
+    over_d: list = dataclasses.field(default_factory=list)
+    rings_under: list = dataclasses.field(default_factory=list)
+    rings_over: list = dataclasses.field(default_factory=list)
+    tops: list = dataclasses.field(default_factory=list)
+    neg_meta: list = dataclasses.field(default_factory=list)
+    occ_meta: list = dataclasses.field(default_factory=list)
+    shadow_meta: list = dataclasses.field(default_factory=list)
 
 
 _ALLOC_TUNED = False
