@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import OrderedDict
 from pathlib import Path
 
 import cv2
@@ -13,38 +12,17 @@ import numpy as np
 from keysynth.common import IMAGE_EXTENSIONS
 
 from .base import BackgroundError, check_size, crop_resize
+from .cache import LRUCache
 
 log = logging.getLogger(__name__)
 
 __all__ = ["FolderBackgrounds", "IMAGE_EXTENSIONS"]
 
 
-# Per-process cache of decoded, downscaled photos: key (path, reduce) -> RGB uint8. Module level so
-# that a source unpickled in a worker process reuses it across samples; never pickled.
-_CACHE: "OrderedDict[tuple[str, int], np.ndarray]" = OrderedDict()
-_CACHE_BYTES = [0]
-
-
-def _cache_budget_bytes() -> int:
-    return int(float(os.environ.get("KEYSYNTH_BG_CACHE_MB", "384")) * 2**20)
-
-
-def _cache_get(key):
-    img = _CACHE.get(key)
-    if img is not None:
-        _CACHE.move_to_end(key)
-    return img
-
-
-def _cache_put(key, img: np.ndarray) -> None:
-    budget = _cache_budget_bytes()
-    if img.nbytes > budget:
-        return
-    _CACHE[key] = img
-    _CACHE_BYTES[0] += img.nbytes
-    while _CACHE_BYTES[0] > budget and _CACHE:
-        _, old = _CACHE.popitem(last=False)
-        _CACHE_BYTES[0] -= old.nbytes
+#: Per-process cache of decoded, downscaled photos: key (path, reduction) -> RGB uint8 (a pure
+#: function of its key). Module level so that a source unpickled in a worker process reuses it
+#: across samples; never pickled. Budget: ``KEYSYNTH_BG_CACHE_MB`` (default 384 MiB).
+PHOTO_CACHE = LRUCache(float(os.environ.get("KEYSYNTH_BG_CACHE_MB", "384")))
 
 
 _HEADERS: dict[str, tuple[int, bool]] = {}  # path -> (short side or 0, file ends with its end marker)
@@ -156,9 +134,9 @@ class FolderBackgrounds:
         """
         path = self.root / rel
         red = _reduction(path, need)
-        img = _cache_get((str(path), red))
-        if img is not None:
-            return img
+        return PHOTO_CACHE.get((str(path), red), lambda: self._decode(path, red))
+
+    def _decode(self, path: Path, red: int) -> np.ndarray:
         if not _complete(path):
             raise BackgroundError(f"background image {path} is truncated (its end marker is missing); re-save "
                                   f"or delete it, or remove it from {self.root}")
@@ -171,9 +149,7 @@ class FolderBackgrounds:
             raise BackgroundError(
                 f"background image {path} decodes to {bgr.shape[1]}x{bgr.shape[0]} px, too small to crop a "
                 f"background from (at least {_MIN_SIDE} px per side); use a larger photo or remove it from {self.root}")
-        img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        _cache_put((str(path), red), img)
-        return img
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     def sample(self, rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, dict]:
         """Random photo, random crop (output aspect), rescale; meta names source/file/crop/reduce.

@@ -22,6 +22,8 @@ import math
 import cv2
 import numpy as np
 
+from backgrounds.procedural import TEXTURE_CACHE
+
 from .compose import Canvas, Layer, matmul3, rect_to_quad, rgba_to_layer, shadow_alpha, warp_layer
 from .config import SynthConfig
 from .meta import jsonable
@@ -256,7 +258,7 @@ class SampleRenderer:
             bank_seed = asset_bank_seed(run_seed, index // c.asset_bank_refresh)
             if ASSET_CACHE.budget != c.asset_cache_mib << 20:
                 ASSET_CACHE.set_budget(c.asset_cache_mib)
-            note_bank_generation(bank_seed)
+            note_bank_generation(bank_seed, (ASSET_CACHE, TEXTURE_CACHE))
         bsrc = self.backgrounds
         if bank_seed is not None and c.background_bank_size > 0 and hasattr(bsrc, "sample_banked"):
             bg, bg_meta = bsrc.sample_banked(child_rng(seed, "background"), (S, S), bank_seed=bank_seed,

@@ -80,8 +80,9 @@ _RECENT: list[int] = []  # this process's last two asset-bank generations, newes
 _RECENT_LOCK = threading.Lock()
 
 
-def note_bank_generation(bank_seed: int) -> None:
-    """Keep the asset and texture caches to the two most recent bank generations this process used:
+def note_bank_generation(bank_seed: int, caches: tuple = ()) -> None:
+    """Keep ``caches`` (the renderer's asset and texture caches, keyed by bank seed first) to the two
+    most recent bank generations this process used:
     a worker moves through generations in order (``train.stream.worker_index`` deals whole ones), so
     older entries are never asked for again and memory stays flat over hours, not just bounded by
     ``asset_cache_mib``. Two, so that interleaved indices near a boundary do not thrash."""
@@ -95,7 +96,5 @@ def note_bank_generation(bank_seed: int) -> None:
             return
         del _RECENT[0]
         keep = set(_RECENT)
-    from backgrounds.procedural import TEXTURE_CACHE
-
-    for cache in (ASSET_CACHE, TEXTURE_CACHE):
+    for cache in caches:
         cache.retain(lambda key: key[0] in keep)
