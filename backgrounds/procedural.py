@@ -13,6 +13,8 @@ import math
 import cv2
 import numpy as np
 
+from keysynth.common import seed_rng
+
 from .base import channel_gains, check_size, pick, uniform
 from .cache import LRUCache
 
@@ -271,7 +273,7 @@ class ProceduralBackgrounds:
         gains = rng.uniform(0.85, 1.15, 3)
 
         def build():
-            g = np.random.default_rng(np.random.SeedSequence([int(bank_seed) & (2**63 - 1), tid, H, W]))
+            g = seed_rng(bank_seed, tid, H, W)
             img, meta = self.sample(g, (H, W))
             img.flags.writeable = False
             return img, meta

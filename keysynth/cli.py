@@ -52,7 +52,18 @@ def _show_logs() -> None:
     """INFO and above of keysynth's own loggers reach stderr; other libraries stay at their defaults."""
     import logging
 
-    handler = logging.StreamHandler()
+    class StderrHandler(logging.StreamHandler):
+        """Writes to ``sys.stderr`` as it is at each message (a caller may have replaced it since)."""
+
+        @property
+        def stream(self):
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value) -> None:
+            pass
+
+    handler = StderrHandler()
     handler.setFormatter(logging.Formatter("keysynth %(levelname)s: %(message)s"))
     for name in LOGGERS:
         lg = logging.getLogger(name)

@@ -1,5 +1,10 @@
 """Small helpers every keysynth package may import (a leaf module: it imports no other package
-module): atomic file writes and the image file extensions keysynth reads.
+module): seed derivation, atomic file writes and the image file extensions keysynth reads.
+
+Seeds: :func:`derive_seed` (a 63-bit int) and :func:`seed_rng` (a generator) from a seed and tags,
+both through ``np.random.SeedSequence`` (NumPy's hash-based entropy mixing: distinct tuples give
+independent streams); strings are tags by their crc32. The per-sample streams of the renderer
+build on them (:mod:`synth.seeding`).
 
 Atomic writes: every output file is written to a temporary name, then ``os.replace``'d.
 A reader (or a resumed run) therefore sees either the complete old file, the complete new file or
@@ -13,12 +18,48 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_open", "clean_tmp_dir", "TMP_PREFIX", "IMAGE_EXTENSIONS"]
+import numpy as np
+
+__all__ = ["derive_seed", "seed_rng", "atomic_write_bytes", "atomic_write_text", "atomic_open", "clean_tmp_dir", "TMP_PREFIX", "IMAGE_EXTENSIONS"]
 
 TMP_PREFIX = ".tmp-"
+_MASK63 = 2**63 - 1
+
+
+def _words(seed: int, tags) -> list[int]:
+    return [int(seed)] + [zlib.crc32(t.encode()) if isinstance(t, str) else int(t) for t in tags]
+
+
+def _entropy(values: list[int]) -> np.ndarray:
+    """Non-negative ints -> the uint32 words ``SeedSequence(values)`` makes of them (each int split
+    little-endian into 32-bit words, at least one). ``SeedSequence(_entropy(v))`` has the same
+    state as ``SeedSequence(v)`` without coercing a list of Python ints (an ``np.errstate`` per call)."""
+    words = []
+    for v in values:
+        v = int(v)
+        while True:
+            words.append(v & 0xFFFFFFFF)
+            v >>= 32
+            if not v:
+                break
+    return np.array(words, np.uint32)
+
+
+def derive_seed(seed: int, *tags: int | str) -> int:
+    """Seed in [0, 2**63) from ``(seed, *tags)``: ``SeedSequence([seed, *tags])``, two 32-bit words
+    joined (strings as crc32). Non-negative ints only."""
+    hi, lo = np.random.SeedSequence(_entropy(_words(seed, tags))).generate_state(2, dtype=np.uint32)
+    return ((int(hi) & 0x7FFFFFFF) << 32) | int(lo)
+
+
+def seed_rng(seed: int, *tags: int | str) -> np.random.Generator:
+    """``np.random.default_rng(SeedSequence([seed mod 2**63, *tags]))`` (strings as crc32): an
+    independent generator per tuple, e.g. the geometry of one asset or one real-photo crop."""
+    return np.random.default_rng(np.random.SeedSequence(_words(int(seed) & _MASK63, tags)))
 #: image files keysynth reads (photos, backgrounds, cut-outs, datasets): every format OpenCV decodes
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

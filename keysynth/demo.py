@@ -60,7 +60,7 @@ def register(subparsers) -> None:
 
 
 
-def prediction_grid(model, model_spec: dict, samples: list, *, strategy: str, device: str,
+def overlay_grid(model, model_spec: dict, samples: list, *, strategy: str, device: str,
                     n: int = 8, tile: int = 320) -> np.ndarray:
     """uint8 RGB grid of up to ``n`` photos with predicted (red) and ground-truth (green) contours,
     each letterboxed into a ``tile`` x ``tile`` cell."""
@@ -214,7 +214,7 @@ def run_demo(args: argparse.Namespace) -> int:
     shipped = _shipped_model_lines(sets, results, device)
     shown = "real" if args.real else "synth"
     atomic_write_png(out / "predictions.png",
-                      prediction_grid(model, spec, sets[shown], strategy=DEFAULT_STRATEGY, device=device))
+                      overlay_grid(model, spec, sets[shown], strategy=DEFAULT_STRATEGY, device=device))
     timings["total_s"] = time.perf_counter() - t_all
 
     # 5. report ---------------------------------------------------------------------------------

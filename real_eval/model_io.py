@@ -141,6 +141,8 @@ def read_checkpoint(path: str | Path, device: str = "cpu") -> dict:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # truncated, not a torch file, or a pickle with code in it
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in first or "Weights only load failed" in first:  # torch's advice would be unsafe here
+            first = "it holds objects that only an unsafe pickle load would build"
         raise ValueError(f"checkpoint {path} cannot be read safely ({first}); it is truncated, not a keysynth "
                          f"checkpoint, or holds objects other than tensors and plain data") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_spec" not in ckpt:

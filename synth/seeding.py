@@ -16,30 +16,14 @@ import numpy as np
 from numpy.random.bit_generator import ISeedSequence
 
 from backgrounds.base import pick, uniform  # one definition each; backgrounds may not import synth
+from keysynth.common import derive_seed
 
 __all__ = ["sample_seed", "sample_rng", "child_rng", "StreamSeed", "asset_bank_seed", "uniform", "normal", "loguniform", "pick"]
 
 
-def _entropy(values: list[int]) -> np.ndarray:
-    """Non-negative ints -> the uint32 words ``SeedSequence(values)`` makes of them (each int split
-    little-endian into 32-bit words, at least one). ``SeedSequence(_entropy(v))`` has the same
-    state as ``SeedSequence(v)`` without coercing a list of Python ints (an ``np.errstate`` per
-    call). Used for the per-sample and asset-bank seeds."""
-    words = []
-    for v in values:
-        v = int(v)
-        while True:
-            words.append(v & 0xFFFFFFFF)
-            v >>= 32
-            if not v:
-                break
-    return np.array(words, np.uint32)
-
-
 def _seed63(words: list[int]) -> int:
     """``SeedSequence(words)`` -> two 32-bit words joined into a non-negative 63-bit int."""
-    hi, lo = np.random.SeedSequence(_entropy(words)).generate_state(2, dtype=np.uint32)
-    return ((int(hi) & 0x7FFFFFFF) << 32) | int(lo)
+    return derive_seed(words[0], *words[1:])
 
 
 def _check_int(name: str, value: int) -> int:

@@ -54,3 +54,16 @@ def test_a_file_of_another_kind_is_still_an_unknown_format(tmp_path):
     p.write_text('{"hello": 1}')
     with pytest.raises(ValueError, match="cannot detect the annotation format"):
         detect_format(p)
+
+
+@pytest.mark.parametrize("content", [b"", bytes(range(256)) * 12])
+def test_resume_from_an_empty_or_random_file_is_a_clear_error(tmp_path, capsys, content):
+    from keysynth.cli import main
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(content)
+    rc = main(["train", "--out", str(tmp_path / "run"), "--resume", str(bad), "--steps", "1", "--image-size", "64",
+               "--backgrounds", "procedural", "--num-workers", "0", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "bad.pt cannot be read safely" in err and "Traceback" not in err
+    assert "weights_only` set to `False`" not in err  # never the advice to load it unsafely

@@ -160,8 +160,8 @@ def test_allocator_tuning_keeps_bytes():
 
 
 def test_seed_words_equal_seedsequence_of_ints():
-    """seeding's uint32 entropy words give the same SeedSequence state as the list of Python ints."""
-    from synth.seeding import _entropy
+    """The uint32 entropy words of derive_seed give the same SeedSequence state as the list of Python ints."""
+    from keysynth.common import _entropy
 
     for v in ([0, 0], [1, 2**40], [2**63 - 1, 5], [2**70 + 3, 0, 7], [12345, 2**32]):
         a = np.random.SeedSequence(v).generate_state(4)

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from keysynth.common import atomic_write_text
+from real_eval.model_io import DEFAULT_ENCODER
 from synth.schema import check_fields, coerce, knob, knob_help
 
 __all__ = ["TrainConfig", "AMP_MODES", "BOUNDARY_LOSSES", "config_fields"]
@@ -48,7 +49,7 @@ class TrainConfig:
     # --- model ----------------------------------------------------------------------------------
     image_size: int = knob(192, 'training side length, px (square samples)', unit='px', low=32, high=2048)
     arch: str = knob("Unet", 'smp architecture: Unet, UnetPlusPlus, FPN, DeepLabV3Plus, Linknet, PSPNet, MAnet, PAN')
-    encoder_name: str = knob("mobilenet_v2",
+    encoder_name: str = knob(DEFAULT_ENCODER,
         'smp encoder; the fastest per CPU-minute of those measured (bench/recipe.py)')
     decoder_width: int = knob(128,
         'channels of the coarsest U-Net decoder block, halved per finer block (256 = smp default)', unit='channels',

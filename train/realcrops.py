@@ -18,6 +18,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from keysynth.common import seed_rng
+
 __all__ = ["RealCrops", "crops_per_batch"]
 
 
@@ -55,7 +57,7 @@ class RealCrops:
 
     def crop(self, step: int, slot: int) -> tuple[np.ndarray, np.ndarray]:
         """Crop ``slot`` of ``step``: ``(image uint8 (S, S, 3), mask uint8 (S, S) {0, 1, 255})``."""
-        rng = np.random.default_rng([self.seed, int(step), int(slot), 0x5EA1])
+        rng = seed_rng(self.seed, int(step), int(slot), 0x5EA1)
         i = int(rng.integers(len(self.images)))
         img, m, keys, L = self.images[i], self.masks[i], self.keys[i], self.lengths[i]
         S = self.size

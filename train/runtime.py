@@ -11,13 +11,12 @@ import dataclasses
 import logging
 import math
 import os
-import zlib
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
+from keysynth.common import derive_seed
 from train.config import TrainConfig
 from train.run_setup import cpu_threads
 from train.stream import make_stream
@@ -25,13 +24,6 @@ from train.stream import make_stream
 __all__ = ["Runtime", "setup_runtime", "derive_seed", "lr_factor", "build_optimizer", "make_producer", "build_stream"]
 
 log = logging.getLogger("keysynth.train")
-
-
-def derive_seed(seed: int, *tags: int | str) -> int:
-    """63-bit seed from ``(seed, *tags)`` via ``np.random.SeedSequence`` (strings hashed with crc32)."""
-    words = [int(seed)] + [zlib.crc32(t.encode()) if isinstance(t, str) else int(t) for t in tags]
-    hi, lo = np.random.SeedSequence(words).generate_state(2, dtype=np.uint32)
-    return ((int(hi) & 0x7FFFFFFF) << 32) | int(lo)
 
 
 @dataclasses.dataclass

@@ -54,9 +54,10 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
+from keysynth.common import seed_rng
 from synth.scene import tune_allocator
 
-__all__ = ["Batch", "ShmStream", "SyncStream", "check_sample", "make_stream", "producer_size", "worker_index"]
+__all__ = ["Batch", "ShmStream", "SyncStream", "check_stream_sample", "make_stream", "producer_size", "worker_index"]
 
 log = logging.getLogger("keysynth.train")
 
@@ -100,8 +101,10 @@ def producer_size(producer) -> int:
     return int(size)
 
 
-def check_sample(sample: dict, size: int, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a producer's sample -> (image uint8 (S, S, 3), mask uint8 (S, S)).
+def check_stream_sample(sample: dict, size: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two arrays a training stream carries, checked cheaply on the hot path: -> (image uint8
+    (S, S, 3), mask uint8 (S, S)). The full sample contract (mask values, meta, instances) is
+    :func:`synth.writers.encoding.check_sample`, run where samples are written.
 
     Raises ``ValueError`` naming the index and the expected shape/dtype.
     """
@@ -162,7 +165,7 @@ def _worker_main(producer, names, spec, w, n_workers, start, run_seed, order, lo
         block = max(1, int(getattr(producer, "index_block", 1) or 1)) if order != "ordered" else 1
         while not stop.is_set():
             index = worker_index(start, w, n_workers, k, block)
-            image, mask = check_sample(producer.render(index, run_seed), size, index)
+            image, mask = check_stream_sample(producer.render(index, run_seed), size, index)
             dist = signed_distance_map(mask, ignore_index) if with_dist else None
             slot, pause = -1, 0.0005
             while slot < 0:
@@ -283,8 +286,7 @@ class ShmStream:
         self.refresh_fraction, self.refresh_every = float(refresh_fraction), int(refresh_every)
         self.with_dist = bool(with_dist)
         self.start_timeout_s = float(start_timeout_s)
-        self._rng = np.random.default_rng(np.random.SeedSequence([self.run_seed, 0x5EED, self.start]
-                                                                 if selection_seed is None else [selection_seed]))
+        self._rng = seed_rng(self.run_seed, 0x5EED, self.start) if selection_seed is None else seed_rng(selection_seed)
         self._next_ordered = self.start  # ordered mode: next index to hand out
         self._batches = 0
         self._closed = False
@@ -519,7 +521,7 @@ class SyncStream:
 
         t0 = time.perf_counter()
         idx = np.arange(self._next, self._next + self.batch_size, dtype=np.int64)
-        pairs = [check_sample(self.producer.render(int(i), self.run_seed), self.size, int(i)) for i in idx]
+        pairs = [check_stream_sample(self.producer.render(int(i), self.run_seed), self.size, int(i)) for i in idx]
         image = np.stack([p[0] for p in pairs])
         mask = np.stack([p[1] for p in pairs])
         dist = np.stack([signed_distance_map(m, self.ignore_index) for m in mask]) if self.with_dist else None

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import math
 import threading
-import zlib
 
 import numpy as np
 
 from backgrounds.cache import LRUCache
+from keysynth.common import seed_rng
 
 __all__ = ["ASSET_CACHE", "size_bucket", "draw_asset", "asset_rng", "canonical_affine", "BUCKETS_PER_OCTAVE",
            "note_bank_generation"]
@@ -51,8 +51,7 @@ def draw_asset(rng: np.random.Generator, bank_size: int, length_px: float, min_p
 
 def asset_rng(bank_seed: int, *tags: int | str) -> np.random.Generator:
     """The geometry rng of one asset: ``SeedSequence([bank_seed, *tags])`` (strings as crc32)."""
-    words = [int(bank_seed) & (2**63 - 1)] + [zlib.crc32(t.encode()) if isinstance(t, str) else int(t) for t in tags]
-    return np.random.default_rng(np.random.SeedSequence(words))
+    return seed_rng(bank_seed, *tags)
 
 
 def canonical_affine(hw: tuple[int, int], angle_deg: float, scale: float) -> tuple[np.ndarray, tuple[int, int]]:
