@@ -110,7 +110,9 @@ def _card(info: dict, per_photo: list[dict], table: dict) -> str:
               "- coloured plastic key fobs and rubber key heads marked as key, and parts of the key ring;",
               "- large, bright, evenly lit keys filled only partly (the middle of the blade or bow is missed), and "
               "old dark keys on dark wood found only at their edges;",
-              "- keys held in fingers lose the part next to the fingertips.", ""]
+              "- keys held in fingers lose the part next to the fingertips.", "",
+              "Inference settings, post-processing, test-time flips and copy-paste fine-tuning measured on the "
+              "same photos: `docs/RESULTS.md` in the keysynth repository.", ""]
     lines += ["", "## Intended use and limitations", "",
               "- Intended: finding and cutting out keys in photos taken by people (on tables, in hands, on rings) "
               "as a first step for key inventory or duplication tools; research on synthetic-to-real transfer.",
