@@ -84,7 +84,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from real_eval.model_io import load_checkpoint
 
     device = _device(args.device)
-    samples = load_real_set(args.real, fmt=args.format, classes=_classes(args.classes))
+    samples = load_real_set(args.real, fmt=args.format, classes=_classes(args.classes), strict=args.strict)
     if not samples:
         raise ValueError(f"real set {args.real} holds no images")
     model, spec = load_checkpoint(args.checkpoint, device)
@@ -110,7 +110,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from real_eval.convert import convert_dataset
 
     summary = convert_dataset(args.src, args.out, to=args.to, fmt=args.src_format, classes=_classes(args.classes),
-                              overwrite=args.overwrite)
+                              overwrite=args.overwrite, strict=args.strict)
     print(json.dumps(summary))
     return 0
 
@@ -140,7 +140,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from real_eval.model_io import load_checkpoint, write_calibration
 
     device = _device(args.device)
-    samples = load_real_set(args.real, fmt=args.format, classes=_classes(args.classes))
+    samples = load_real_set(args.real, fmt=args.format, classes=_classes(args.classes), strict=args.strict)
     model, spec = load_checkpoint(args.checkpoint, device)
     strategies = tuple(x.strip() for x in args.strategies.split(",") if x.strip()) if args.strategies else None
     res = calibrate(model, spec, samples, strategies=strategies, device=device, progress=not args.quiet)
@@ -156,7 +156,7 @@ def cmd_cutouts(args: argparse.Namespace) -> int:
     from real_eval.dataset import load_real_set
     from real_eval.extract_cutouts import extract_cutouts
 
-    samples = load_real_set(args.src, fmt=args.format, classes=_classes(args.classes))
+    samples = load_real_set(args.src, fmt=args.format, classes=_classes(args.classes), strict=args.strict)
     res = extract_cutouts(samples, args.out, min_area=args.min_area, margin=args.margin, overwrite=args.overwrite)
     print(f"{res['cutouts']} cut-outs from {res['photos']} photos ({res['truncated']} cut by the photo border, "
           f"{res['skipped_small']} fragments under {args.min_area} px skipped) in {res['out']}")
@@ -180,9 +180,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+_STRICT_HELP = ("refuse annotation objects that would be skipped with a warning (unknown image id, shape outside "
+                "its image, degenerate shape) instead of skipping them")
+
+
 def _add_annotation_args(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--format", default=None, help=f"annotation format of {what} (default: auto-detect)")
     p.add_argument("--classes", default=None, help="comma-separated key class names (default: key-like names)")
+    p.add_argument("--strict", action="store_true", help=_STRICT_HELP)
 
 
 def _add_device_args(p: argparse.ArgumentParser) -> None:
@@ -220,6 +225,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--from", dest="src_format", default=None, help="source format (default: auto-detect)")
     p.add_argument("--classes", default=None, help="comma-separated key class names (default: key-like names)")
+    p.add_argument("--strict", action="store_true", help=_STRICT_HELP)
     p.add_argument("--overwrite", action="store_true",
                    help="replace files in --out that this conversion writes (refused by default)")
     p.set_defaults(func=cmd_convert)

@@ -142,7 +142,8 @@ def write_coco(samples: list[RealSample], out: str | os.PathLike) -> dict[str, A
 
 
 def convert_dataset(src: str | os.PathLike, out: str | os.PathLike, *, to: str = "masks", fmt: str | None = None,
-                    classes: tuple[str, ...] | None = None, overwrite: bool = False) -> dict[str, Any]:
+                    classes: tuple[str, ...] | None = None, overwrite: bool = False, strict: bool = False
+                    ) -> dict[str, Any]:
     """Read ``src`` (format ``fmt`` or auto-detected, key classes ``classes``) and write ``out``.
 
     Every sample is read and checked before the first file is written. ``out`` may hold other
@@ -160,6 +161,6 @@ def convert_dataset(src: str | os.PathLike, out: str | os.PathLike, *, to: str =
         raise ValueError(f"unknown target {to!r}; valid names: {', '.join(TARGETS)}")
     if os.path.realpath(out) == os.path.realpath(src):
         raise ValueError(f"--out {out} is the source folder; write the converted set elsewhere")
-    samples = load_real_set(src, fmt=fmt, classes=classes)
+    samples = load_real_set(src, fmt=fmt, classes=classes, strict=strict)
     _check_out(samples, Path(out), to, overwrite)
     return write_mask_folder(samples, out) if to == "masks" else write_coco(samples, out)

@@ -132,6 +132,7 @@ def load_real_set(
     *,
     fmt: str | None = None,
     classes: tuple[str, ...] | None = None,
+    strict: bool = False,
     **reader_options: Any,
 ) -> list[RealSample]:
     """Load a real annotated set in any registered annotation format.
@@ -143,6 +144,8 @@ def load_real_set(
         classes: label names counted as key (case-insensitive exact match). ``None`` uses the
             default key-name rule of :func:`real_eval.readers.base.is_key_class` ("key", "keys",
             "house_key", "Car Key", ... but not "key_ring", "keyboard"). Ignored by ``masks``.
+        strict: annotation objects that would be skipped with a warning (an unknown image id, a
+            shape entirely outside its image, a degenerate shape) raise instead.
         reader_options: extra keyword options of the chosen reader (e.g. Supervisely
             ``exclude_tags``).
 
@@ -156,13 +159,15 @@ def load_real_set(
         FileNotFoundError: ``root`` or a referenced image does not exist.
     """
     from real_eval.readers import detect_format, get_reader
+    from real_eval.readers.base import strict_annotations
 
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"real set {root} does not exist")
     name = fmt or detect_format(root)
     reader = get_reader(name)
-    samples = reader.read(root, classes=classes, **reader_options)
+    with strict_annotations(strict):
+        samples = reader.read(root, classes=classes, **reader_options)
     seen: dict[str, RealSample] = {}
     for s in samples:
         if s.name in seen:

@@ -162,3 +162,20 @@ def test_same_sample_whatever_was_decoded_before(tmp_path):
     src.sample(np.random.default_rng(9), (600, 600))  # a large request decodes at full size first
     again = src.sample(np.random.default_rng(4), (64, 64))[0]
     assert np.array_equal(first, again)
+
+
+def test_pixels_never_depend_on_what_was_decoded_before(tmp_path):
+    """The decoded-photo cache is keyed on the JPEG reduction: a small sample drawn after a large one
+    (which decodes the same file at full size) is byte-identical to the same sample drawn first."""
+    from backgrounds.folder import PHOTO_CACHE
+
+    rng = np.random.default_rng(0)
+    photo = cv2.GaussianBlur(rng.integers(0, 255, (1200, 1600, 3), dtype=np.uint8), (0, 0), 3)
+    cv2.imwrite(str(tmp_path / "a.jpg"), photo)
+    src = FolderBackgrounds(tmp_path)
+    PHOTO_CACHE.clear()
+    first, meta_small = src.sample(np.random.default_rng(5), (64, 64))
+    _, meta_large = src.sample(np.random.default_rng(6), (1024, 1024))
+    again, _ = src.sample(np.random.default_rng(5), (64, 64))
+    assert meta_small["decoded_hw"] != meta_large["decoded_hw"]  # two reductions of one file
+    assert np.array_equal(first, again)

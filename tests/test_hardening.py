@@ -387,6 +387,16 @@ def test_dropped_annotation_objects_are_reported(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="real_eval.readers"):
         [s] = load_real_set(tmp_path / "cvat")
     assert not s.mask.any() and "annotations.xml: 1 key/ignore shape(s) cover no pixel" in caplog.text
+    with pytest.raises(AnnotationError, match="annotations.xml.*1 key/ignore shape.*without --strict"):
+        load_real_set(tmp_path / "cvat", strict=True)
+    with pytest.raises(AnnotationError, match="ann.json.*1 annotation object.*dropped: their image_id"):
+        load_real_set(tmp_path / "coco", strict=True)
+    out = tmp_path / "converted"
+    from keysynth.cli import main
+
+    assert main(["convert", str(tmp_path / "coco"), "--to", "masks", "--out", str(out), "--strict"]) == 2
+    assert not out.exists() or not any(out.rglob("*.png"))
+    assert main(["convert", str(tmp_path / "coco"), "--to", "masks", "--out", str(out)]) == 0
 
 
 @pytest.mark.parametrize("argv", [["synth", "--n", "2", "--size", "64"], ["train", "--steps", "1"],

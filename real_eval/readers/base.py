@@ -11,11 +11,13 @@ every format; ignore wins over key where both cover a pixel.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import re
 from pathlib import Path, PurePosixPath
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -36,6 +38,7 @@ __all__ = [
     "coco_polygons_to_mask",
     "warn_empty",
     "warn_dropped",
+    "strict_annotations",
 ]
 
 log = logging.getLogger("real_eval.readers")
@@ -219,18 +222,41 @@ def check_patch_size(pw: int, ph: int, max_w: int, max_h: int, *, file: str | os
                               "refused before decoding", "crop the mask to the image in the annotation tool")
 
 
+_STRICT: contextvars.ContextVar[bool] = contextvars.ContextVar("keysynth_strict_annotations", default=False)
+
+
+@contextlib.contextmanager
+def strict_annotations(on: bool = True) -> Iterator[None]:
+    """Within the block, annotation objects that would be skipped with a warning (:func:`warn_empty`,
+    :func:`warn_dropped`) raise :class:`AnnotationError` instead (the ``--strict`` flag)."""
+    token = _STRICT.set(bool(on))
+    try:
+        yield
+    finally:
+        _STRICT.reset(token)
+
+
+def _skipped(file: str | os.PathLike, what: str) -> None:
+    if _STRICT.get():
+        raise AnnotationError(file, "<objects>", what, "fix them in the annotation tool, or run without --strict "
+                                                       "to skip them with a warning")
+    log.warning("%s: %s", file, what)
+
+
 def warn_empty(file: str | os.PathLike, count: int) -> None:
-    """Log a warning when ``count`` key/ignore shapes of ``file`` covered no pixel of their image
-    (placed fully outside it, or degenerate), so they were silently contributing nothing."""
+    """Warn when ``count`` key/ignore shapes of ``file`` covered no pixel of their image (placed
+    fully outside it, or degenerate), so they were silently contributing nothing; an error under
+    :func:`strict_annotations`."""
     if count:
-        log.warning("%s: %d key/ignore shape(s) cover no pixel of their image (placed outside it or degenerate); "
-                    "they add nothing to the masks, check them in the annotation tool", file, count)
+        _skipped(file, f"{count} key/ignore shape(s) cover no pixel of their image (placed outside it or degenerate); "
+                       "they add nothing to the masks, check them in the annotation tool")
 
 
 def warn_dropped(file: str | os.PathLike, count: int, why: str) -> None:
-    """Log a warning that ``count`` annotation objects of ``file`` were dropped, and ``why``."""
+    """Warn that ``count`` annotation objects of ``file`` were dropped, and ``why``; an error under
+    :func:`strict_annotations`."""
     if count:
-        log.warning("%s: %d annotation object(s) dropped: %s", file, count, why)
+        _skipped(file, f"{count} annotation object(s) dropped: {why}")
 
 
 def compose_mask(shape: tuple[int, int], key_parts: Iterable[np.ndarray], ignore_parts: Iterable[np.ndarray]) -> np.ndarray:
