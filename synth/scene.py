@@ -239,7 +239,6 @@ class SampleRenderer:
         sc = self._start_scene(index, run_seed)
         r_lay = child_rng(sc.seed, "layout")
         sc.layout = sample_layout(r_lay, self.config, sc.size)
-        sc.meta["mode"], sc.meta["key_scale"] = sc.layout.mode, sc.layout.scale
         self._place_keys(sc, r_lay, child_rng(sc.seed, "keys"))
         if self.config.occluders:
             self._add_distractors(sc, child_rng(sc.seed, "negatives"))
@@ -276,10 +275,9 @@ class SampleRenderer:
         # averaged, so an area resize, 0.1-0.35 ms, would change nothing visible)
         env = cv2.blur(cv2.resize(bg, (64, 64), interpolation=cv2.INTER_NEAREST), (9, 9))
         env.flags.writeable = False  # read-only: the keys' shading memoises its planar version by identity
-        meta: dict = {"seed": seed, "index": int(index), "run_seed": int(run_seed), "size": S,
-                      "background": bg_meta, "light": {"azimuth_deg": az, "elevation_deg": el, "dir": list(light)}}
-        return Scene(seed=seed, size=S, bank_seed=bank_seed, light=light, r_light=r_light, env=env,
-                     canvas=Canvas(bg), meta=meta)
+        return Scene(seed=seed, index=int(index), run_seed=int(run_seed), size=S, bank_seed=bank_seed,
+                     background=bg_meta, light_angles=(az, el), light=light, r_light=r_light, env=env,
+                     canvas=Canvas(bg))
 
     def _place_keys(self, sc: "Scene", r_lay, r_keys) -> None:
         """Render the layout's keys and place each by its layout kind (:mod:`synth.layout`)."""
@@ -416,7 +414,7 @@ class SampleRenderer:
 
     def _finish(self, sc: "Scene", key_alpha, debug: bool) -> dict:
         """Illumination gradient x exposure, the camera chain, labels and the sample's meta."""
-        c, S, meta, canvas = self.config, sc.size, sc.meta, sc.canvas
+        c, S, canvas = self.config, sc.size, sc.canvas
         amp = uniform(sc.r_light, *c.lighting_gradient_range)
         amb = uniform(sc.r_light, *c.ambient_range)
         # illumination gradient x exposure as one low-res gain map, applied by the camera chain in the
@@ -424,22 +422,14 @@ class SampleRenderer:
         gain = None
         if amp > 0 or abs(amb - 1) > 1e-3:
             gain = F.gradient_gain((S, S), amp, sc.light[0], sc.light[1], scale=amb)
-        meta["illumination"] = {"gradient_amplitude": amp, "exposure": amb}
+        sc.illumination = {"gradient_amplitude": amp, "exposure": amb}
         if c.camera:
             image, cam_meta = self.camera(canvas.img, child_rng(sc.seed, "camera"), gain)
         else:
             image, cam_meta = F.apply_gain(canvas.img, gain, out_uint8=True), {}
-        meta["camera"] = cam_meta
+        sc.camera = cam_meta
         mask, inst, counts = canvas.labels(c.ignore_band, c.ignore_band_px, c.min_visible_px)
-        keys_meta, iid = [], 0
-        for k, key in enumerate(sc.keys, start=1):
-            if k in counts:
-                iid += 1
-            keys_meta.append({**key.meta, "instance_id": iid if k in counts else 0, "visible_px": counts.get(k, 0),
-                              "shadow": sc.shadow_meta[k - 1]})
-        meta.update({"keys": keys_meta, "n_keys_visible": len(counts), "negatives": sc.neg_meta,
-                     "occluders": sc.occ_meta, "ring": sc.layout.ring})
-        out = {"image": image, "mask": mask, "instances": inst, "meta": jsonable(meta)}
+        out = {"image": image, "mask": mask, "instances": inst, "meta": jsonable(sc.to_meta(counts))}
         if debug:
             cov = np.zeros((S, S), np.float32)
             for k, (x0, y0, cv) in canvas.cov.items():
@@ -452,19 +442,24 @@ class SampleRenderer:
 
 @dataclasses.dataclass
 class Scene:
-    """One sample while it is built: its seed and size, the asset-bank generation, the scene light
-    (unit vector towards it) with the ``light`` random stream (also drawn at the end, for the
-    illumination), the reflection env, the canvas, the layout and placed keys, the layers of
-    distractors (under / over the keys), ring halves and top occluders, and their meta."""
+    """One sample while it is built, and its meta (:meth:`to_meta`): seed, index, run seed and size;
+    the asset-bank generation; the background's meta; the scene light (azimuth and elevation, deg,
+    and the unit vector towards it) with the ``light`` random stream (also drawn at the end, for
+    the illumination); the reflection env; the canvas; the layout and placed keys; the layers of
+    distractors (under / over the keys), ring halves and top occluders; and what the last phases
+    drew (shadows, illumination, camera)."""
 
     seed: int
+    index: int
+    run_seed: int
     size: int
     bank_seed: int | None
+    background: dict
+    light_angles: tuple
     light: tuple
     r_light: object
     env: np.ndarray
     canvas: Canvas
-    meta: dict
     layout: Layout | None = None
     keys: list = dataclasses.field(default_factory=list)
     under_d: list = dataclasses.field(default_factory=list)
@@ -475,6 +470,24 @@ class Scene:
     neg_meta: list = dataclasses.field(default_factory=list)
     occ_meta: list = dataclasses.field(default_factory=list)
     shadow_meta: list = dataclasses.field(default_factory=list)
+    illumination: dict | None = None
+    camera: dict | None = None
+
+    def to_meta(self, visible: dict[int, int]) -> dict:
+        """The sample's meta: every sampled parameter of the scene (``visible``: visible pixels per
+        key id, from the canvas labels; a key without any gets instance id 0)."""
+        keys, iid = [], 0
+        for k, key in enumerate(self.keys, start=1):
+            if k in visible:
+                iid += 1
+            keys.append({**key.meta, "instance_id": iid if k in visible else 0, "visible_px": visible.get(k, 0),
+                         "shadow": self.shadow_meta[k - 1]})
+        az, el = self.light_angles
+        return {"seed": self.seed, "index": self.index, "run_seed": self.run_seed, "size": self.size,
+                "background": self.background, "light": {"azimuth_deg": az, "elevation_deg": el, "dir": list(self.light)},
+                "mode": self.layout.mode, "key_scale": self.layout.scale, "illumination": self.illumination,
+                "camera": self.camera, "keys": keys, "n_keys_visible": len(visible), "negatives": self.neg_meta,
+                "occluders": self.occ_meta, "ring": self.layout.ring}
 
 
 _ALLOC_TUNED = False
