@@ -137,17 +137,13 @@ def _metrics_table(title: str, result: dict) -> list[str]:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """preview -> held-out synthetic set (joblib pool) -> training on the live stream -> evaluation
+    (synthetic, and ``--real`` if given, next to the shipped model) -> ``report.md``."""
     from backgrounds import make_backgrounds
-    from real_eval.dataset import load_real_set
-    from real_eval.evaluate import evaluate_model
-    from real_eval.model_io import load_checkpoint
-    from real_eval.predict import atomic_write_png
-    from real_eval.strategies import DEFAULT_STRATEGY
     from synth import SynthConfig
     from synth.generate import generate_dataset
     from synth.preview import write_preview
     from train.config import TrainConfig
-    from train.trainer import train
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -160,7 +156,6 @@ def run_demo(args: argparse.Namespace) -> int:
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
 
-    # 1. preview -------------------------------------------------------------------------------
     config = SynthConfig.default().replace(size=args.size)
     t = time.perf_counter()
     write_preview(out / "preview.png", n=16, config=config, run_seed=args.seed, backgrounds=backgrounds,
@@ -168,15 +163,33 @@ def run_demo(args: argparse.Namespace) -> int:
     timings["preview_s"] = time.perf_counter() - t
     print(f"[demo] wrote {out / 'preview.png'}")
 
-    # 2. held-out synthetic set with a joblib worker pool --------------------------------------
     t = time.perf_counter()
     gen = generate_dataset(out / "synth_test", n=args.heldout, run_seed=args.seed + 1_000_003, config=config,
                            backgrounds_spec=bg_spec, workers=args.workers, backend="loky", progress=True)
     timings["heldout_s"] = time.perf_counter() - t
     print(f"[demo] held-out synthetic set: {out / 'synth_test'}")
 
-    # 3. train on the live stream ---------------------------------------------------------------
-    train_dir = out / "train"
+    t = time.perf_counter()
+    summary, device = _demo_train(args, out / "train", bg_spec)
+    timings["train_s"] = time.perf_counter() - t
+    ckpt = Path(summary["best"] or summary["last"])
+    print(f"[demo] trained {summary['step']} steps -> {ckpt}")
+
+    t = time.perf_counter()
+    spec, results, shipped = _demo_evaluate(args, out, ckpt, device)
+    timings["eval_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t_all
+    _demo_report(args, out, bg_spec, spec, ckpt, summary, gen, timings, results, shipped)
+    print(f"[demo] wrote {out / 'report.md'} and {out / 'predictions.png'} in {timings['total_s']:.0f} s")
+    return 0
+
+
+def _demo_train(args: argparse.Namespace, train_dir: Path, bg_spec: str) -> tuple[dict, str]:
+    """Train for ``--minutes`` (steps fitted to the budget; an interrupted run is resumed with its
+    own schedule); returns the training summary and the device used."""
+    from train.config import TrainConfig
+    from train.trainer import train
+
     device = "cuda" if args.device in ("auto", "cuda") and _cuda() else "cpu"
     encoder = args.encoder or TrainConfig().encoder_name
     resuming = (train_dir / "checkpoints" / "last.pt").is_file()
@@ -185,39 +198,43 @@ def run_demo(args: argparse.Namespace) -> int:
     else:
         steps = args.steps or steps_for_budget(encoder=encoder, size=args.size, batch_size=args.batch_size,
                                                minutes=args.minutes, device=device)
-    overrides: dict[str, Any] = dict(
+    tcfg = TrainConfig(
         out=str(train_dir), seed=args.seed, device=device, image_size=args.size, steps=steps, encoder_name=encoder,
         batch_size=args.batch_size, num_workers=args.workers, backgrounds=bg_spec, real_dir=args.real,
         warmup=max(1, min(100, steps // 10)), eval_every=max(1, steps // 3), val_size=32,
-        checkpoint_every=max(1, steps // 3),
-        resume="auto" if resuming else None,
-    )
-    tcfg = TrainConfig(**overrides)
+        checkpoint_every=max(1, steps // 3), resume="auto" if resuming else None)
     deadline = time.monotonic() + args.minutes * 60.0 * 1.25  # safety cap; steps fit the budget
-    t = time.perf_counter()
-    summary = train(tcfg, should_stop=lambda step: time.monotonic() > deadline)
-    timings["train_s"] = time.perf_counter() - t
-    ckpt = Path(summary["best"] or summary["last"])
-    print(f"[demo] trained {summary['step']} steps -> {ckpt}")
+    return train(tcfg, should_stop=lambda step: time.monotonic() > deadline), device
 
-    # 4. evaluate -------------------------------------------------------------------------------
+
+def _demo_evaluate(args: argparse.Namespace, out: Path, ckpt: Path, device: str) -> tuple[dict, dict, list[str]]:
+    """Evaluate the demo model on the held-out synthetic set (and ``--real``), write
+    ``predictions.png``; returns its spec, the results per set and the shipped-model comparison."""
+    from real_eval.dataset import load_real_set
+    from real_eval.evaluate import evaluate_model
+    from real_eval.model_io import load_checkpoint
+    from real_eval.predict import atomic_write_png
+    from real_eval.strategies import DEFAULT_STRATEGY
+
     model, spec = load_checkpoint(ckpt, device)
-    t = time.perf_counter()
-    results: dict[str, dict] = {}
     sets: dict[str, list] = {"synth": load_real_set(out / "synth_test")}
     if args.real:
         sets["real"] = load_real_set(args.real)
-    for name, samples in sets.items():
-        results[name] = evaluate_model(model, spec, samples, device=device, strategy=DEFAULT_STRATEGY,
-                                       out_dir=out / f"eval_{name}", title=f"demo model on {name} set")
-    timings["eval_s"] = time.perf_counter() - t
+    results = {name: evaluate_model(model, spec, samples, device=device, strategy=DEFAULT_STRATEGY,
+                                    out_dir=out / f"eval_{name}", title=f"demo model on {name} set")
+               for name, samples in sets.items()}
     shipped = _shipped_model_lines(sets, results, device)
     shown = "real" if args.real else "synth"
     atomic_write_png(out / "predictions.png",
-                      overlay_grid(model, spec, sets[shown], strategy=DEFAULT_STRATEGY, device=device))
-    timings["total_s"] = time.perf_counter() - t_all
+                     overlay_grid(model, spec, sets[shown], strategy=DEFAULT_STRATEGY, device=device))
+    return spec, results, shipped
 
-    # 5. report ---------------------------------------------------------------------------------
+
+def _demo_report(args, out: Path, bg_spec: str, spec: dict, ckpt: Path, summary: dict, gen: dict,
+                 timings: dict, results: dict, shipped: list[str]) -> None:
+    """``report.md`` (settings, timings, metric tables, the shipped-model comparison) and ``timings.json``."""
+    from real_eval.strategies import DEFAULT_STRATEGY
+
     hist = summary.get("history") or []
     first_loss = next((r.get("loss") for r in hist if r.get("loss") not in (None, "")), None)
     last_loss = next((r.get("loss") for r in reversed(hist) if r.get("loss") not in (None, "")), None)
@@ -242,8 +259,6 @@ def run_demo(args: argparse.Namespace) -> int:
               "Boundary IoU: Cheng et al., CVPR 2021. Full reports: `eval_*/report.html`.", ""]
     atomic_write_text(out / "report.md", "\n".join(lines))
     atomic_write_text(out / "timings.json", json.dumps(timings, indent=2))
-    print(f"[demo] wrote {out / 'report.md'} and {out / 'predictions.png'} in {timings['total_s']:.0f} s")
-    return 0
 
 
 def _shipped_model_lines(sets: dict[str, list], results: dict[str, dict], device: str) -> list[str]:
