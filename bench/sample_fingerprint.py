@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         "no-banks-occluders": (base.replace(asset_bank_size=0, distractor_bank_size=0, background_bank_size=0,
                                             n_distractors_range=[2, 5], hand_prob=0.6, blob_occluder_prob=0.5,
                                             ignore_band=True), "procedural"),
+        "flat-shading": (base.replace(shading=False, n_distractors_range=[1, 4]), "procedural"),
     }
     if args.photos:
         variants["default-photos"] = (base, args.photos)

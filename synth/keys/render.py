@@ -137,6 +137,46 @@ def _fixed(a, scale):
     return None if a is None else quantize(a, scale)
 
 
+def _material_coverage(maps: dict, hw: tuple[int, int], has_metal: bool, metal_on_top: bool):
+    """Coverage algebra on uint8 (saturating) of a raster's maps: ``(layers, key8, top8, p8)``:
+    the relief layers (cut-away removed), key = metal not under plastic, top = key + plastic, and
+    the plastic coverage (``None`` without plastic). Without metal every drawn part is plastic."""
+    cut = maps.get("cut")
+    layers = {k: (cv2.subtract(v, cut) if cut is not None else v) for k, v in maps.items()
+              if k in ("metal", "cyl", "plastic")}
+    for k in ("groove", "raise", "dimple"):
+        if k in maps:
+            layers[k] = maps[k]
+    m8 = None
+    for k in ("metal", "cyl"):
+        if k in layers:
+            m8 = layers[k] if m8 is None else cv2.max(m8, layers[k])
+    p8 = layers.get("plastic")
+    if not has_metal:  # whole object is non-key material
+        p8 = m8 if p8 is None else (p8 if m8 is None else cv2.max(p8, m8))
+        m8 = None
+    if m8 is None:
+        m8 = np.zeros(hw, np.uint8)
+    if p8 is not None and metal_on_top:
+        p8 = cv2.subtract(p8, m8)
+    key8 = cv2.subtract(m8, p8) if p8 is not None else m8
+    top8 = cv2.add(key8, p8) if p8 is not None else key8
+    return layers, key8, top8, p8
+
+
+def _side_wall(top8: np.ndarray, key8: np.ndarray, side_px: int, sdx: float, sdy: float):
+    """Coverage with the side wall: the object shifted along (sdx, sdy) by 1..side_px px,
+    composited underneath (the max over shifts == dilation with a line kernel anchored at its far
+    end). Returns ``(alpha8, key8)``."""
+    kx, ky = int(round(sdx * side_px)), int(round(sdy * side_px))
+    ker = np.zeros((2 * side_px + 1, 2 * side_px + 1), np.uint8)
+    cv2.line(ker, (side_px, side_px), (side_px - kx, side_px - ky), 1, 1)
+    ker[side_px, side_px] = 0 if (kx or ky) else 1
+    sa = cv2.dilate(top8, ker, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    sk = cv2.dilate(key8, ker, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.max(top8, sa), cv2.max(key8, cv2.subtract(sk, top8))
+
+
 def build_relief(rng: np.random.Generator, shape: Shape, *, length_px: float, angle_deg: float = 0.0,
                  has_metal: bool = True, has_plastic: bool = False, normals: bool = True, side_p: float = 0.6,
                  side_max: float | None = None, points: dict | None = None, metal_on_top: bool = False,
@@ -174,39 +214,8 @@ def build_relief(rng: np.random.Generator, shape: Shape, *, length_px: float, an
     margin = int(math.ceil(bevel * 4)) + side_px + 2
     ras: Raster = rasterize(shape, angle_deg, margin)
     hgt, wid = ras.size
-    maps = ras.maps
-    cut = maps.get("cut")
-    layers = {k: (cv2.subtract(v, cut) if cut is not None else v) for k, v in maps.items()
-              if k in ("metal", "cyl", "plastic")}
-    for k in ("groove", "raise", "dimple"):
-        if k in maps:
-            layers[k] = maps[k]
-    m8 = None
-    for k in ("metal", "cyl"):
-        if k in layers:
-            m8 = layers[k] if m8 is None else cv2.max(m8, layers[k])
-    p8 = layers.get("plastic")
-    if not has_metal:  # whole object is non-key material
-        p8 = m8 if p8 is None else (p8 if m8 is None else cv2.max(p8, m8))
-        m8 = None
-    if m8 is None:
-        m8 = np.zeros((hgt, wid), np.uint8)
-    if p8 is not None and metal_on_top:
-        p8 = cv2.subtract(p8, m8)
-    # coverage algebra on uint8 (saturating): key = metal not under plastic, alpha = key + plastic
-    key8 = cv2.subtract(m8, p8) if p8 is not None else m8
-    top8 = cv2.add(key8, p8) if p8 is not None else key8
-    a8, k8 = top8, key8
-    if side_px > 0:  # side wall: coverage shifted along (sdx, sdy), composited underneath
-        # max over shifts 1..side_px == dilation with a line kernel anchored at its far end
-        kx, ky = int(round(sdx * side_px)), int(round(sdy * side_px))
-        ker = np.zeros((2 * side_px + 1, 2 * side_px + 1), np.uint8)
-        cv2.line(ker, (side_px, side_px), (side_px - kx, side_px - ky), 1, 1)
-        ker[side_px, side_px] = 0 if (kx or ky) else 1
-        sa = cv2.dilate(top8, ker, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-        sk = cv2.dilate(key8, ker, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-        a8 = cv2.max(top8, sa)
-        k8 = cv2.max(key8, cv2.subtract(sk, top8))
+    layers, key8, top8, p8 = _material_coverage(ras.maps, (hgt, wid), has_metal, metal_on_top)
+    a8, k8 = _side_wall(top8, key8, side_px, sdx, sdy) if side_px > 0 else (top8, key8)
     idx = np.flatnonzero(a8).astype(np.int32)
     if idx.size == 0:
         raise ValueError("rendered object is empty (length_px too small?)")
@@ -287,6 +296,49 @@ def surface_detail(rng: np.random.Generator, relief: Relief, *, length_px: float
     return SurfaceDetail(_fixed(st, Q_TEXTURE), _fixed(bl, Q_TEXTURE), _fixed(scr, Q_UNIT))
 
 
+def _flat_colours(relief: Relief, metal: dict | None, plastic: dict | None, rgba: np.ndarray) -> None:
+    """Flat material colours (the shading ablation) into ``rgba``'s colour channels."""
+    idx = relief.idx
+    hgt, wid = relief.size
+    y0, y1, x0, x1 = relief.crop
+    base_m = np.asarray(metal["albedo"] if metal and relief.has_metal else (0.5, 0.5, 0.5), np.float32)
+    base_p = np.asarray(plastic["albedo"] if plastic else (0.1, 0.1, 0.1), np.float32)
+    col = np.empty((3, idx.size), np.float32)
+    col[:] = (base_m if relief.has_metal else base_p)[:, None]
+    if relief.plastic_w is not None and relief.has_metal:
+        col[:, dequantize(relief.plastic_w, Q_UNIT) > 0.5] = base_p[:, None]
+    # planar colour scattered into the box (contiguous per-channel writes), then cropped + interleaved
+    planes = np.zeros((3, hgt * wid), np.uint8)
+    planes[:, idx] = np.minimum(np.maximum(col * 255.0 + 0.5, 0), 255).astype(np.uint8)
+    planes = planes.reshape(3, hgt, wid)[:, y0:y1, x0:x1]
+    for ch in range(3):
+        rgba[..., ch] = planes[ch]
+
+
+def _metal_params(rng: np.random.Generator, relief: Relief, metal: dict, L: float, scratch_axis_deg: float,
+                  detail: SurfaceDetail | None):
+    """The metal's surface marks (streaks, blotches, scratches: cached in ``detail`` or drawn here)
+    and its kernel parameters -> ``(streak, blotch, scratches, params)``."""
+    scr, scratch_amount = None, 0.0
+    if detail is not None:
+        st, bl = detail.streak, detail.blotch
+        if detail.scratches is not None and metal.get("scratches", 0) > 0:
+            scr = detail.scratches
+            scratch_amount = 0.3 * min(1.0, metal["scratches"] / SCRATCH_DENSITY)
+    else:
+        st, bl = _metal_textures(rng, relief.tex_xy)
+        ns = int(round(metal.get("scratches", 0) * L / 100.0))
+        if ns:
+            scr = _scratches(rng, relief.size, ns, L, scratch_axis_deg).reshape(-1)[relief.idx]
+            scr = scr.astype(np.float32) * np.float32(1.0 / 255.0)
+            scratch_amount = 0.3
+    # the albedo as the kernel sees it: float32-rounded (as the NumPy reference shades it)
+    params = (*np.asarray(metal["albedo"], np.float32).tolist(), metal["streak"], metal["wear"], *metal["rust"],
+              metal["diffuse"], metal["specular"], metal["shininess"], metal["env"], scratch_amount,
+              -0.18 / relief.bevel_px)
+    return st, bl, scr, params
+
+
 def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, light_dir, env: np.ndarray | None,
                  shading: bool, metal: dict | None, plastic: dict | None, scratch_axis_deg: float = 0.0,
                  normal_rotation_deg: float = 0.0, detail: SurfaceDetail | None = None
@@ -317,24 +369,11 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
     if relief.has_plastic and plastic is None:
         raise ValueError("this relief has plastic: pass a plastic material")
     L = float(length_px)
-    idx = relief.idx
-    hgt, wid = relief.size
     y0, y1, x0, x1 = relief.crop
     rgba = np.zeros((y1 - y0, x1 - x0, 4), np.uint8)
     if not shading or relief.normals is None:
         light_xyz(light_dir)  # validated like the shaded path
-        base_m = np.asarray(metal["albedo"] if metal and relief.has_metal else (0.5, 0.5, 0.5), np.float32)
-        base_p = np.asarray(plastic["albedo"] if plastic else (0.1, 0.1, 0.1), np.float32)
-        col = np.empty((3, idx.size), np.float32)
-        col[:] = (base_m if relief.has_metal else base_p)[:, None]
-        if relief.plastic_w is not None and relief.has_metal:
-            col[:, dequantize(relief.plastic_w, Q_UNIT) > 0.5] = base_p[:, None]
-        # planar colour scattered into the box (contiguous per-channel writes), then cropped + interleaved
-        planes = np.zeros((3, hgt * wid), np.uint8)
-        planes[:, idx] = np.minimum(np.maximum(col * 255.0 + 0.5, 0), 255).astype(np.uint8)
-        planes = planes.reshape(3, hgt, wid)[:, y0:y1, x0:x1]
-        for ch in range(3):
-            rgba[..., ch] = planes[ch]
+        _flat_colours(relief, metal, plastic, rgba)
     else:
         light = light_xyz(light_dir)
         if env is not None:
@@ -343,26 +382,9 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
             e = _planar96(default_env(rng, np.array(light, np.float64)))
             e.flags.writeable = False  # like the memoised one: one kernel signature
         centre = (uniform(rng, 0.3, 0.7), uniform(rng, 0.3, 0.7))  # == rng.uniform(0.3, 0.7, 2)
-        st = bl = scr = None
-        mvals = pvals = None
+        st = bl = scr = mvals = pvals = None
         if relief.has_metal:
-            scratch_amount = 0.0
-            if detail is not None:
-                st, bl = detail.streak, detail.blotch
-                if detail.scratches is not None and metal.get("scratches", 0) > 0:
-                    scr = detail.scratches
-                    scratch_amount = 0.3 * min(1.0, metal["scratches"] / SCRATCH_DENSITY)
-            else:
-                st, bl = _metal_textures(rng, relief.tex_xy)
-                ns = int(round(metal.get("scratches", 0) * L / 100.0))
-                if ns:
-                    scr = _scratches(rng, relief.size, ns, L, scratch_axis_deg).reshape(-1)[idx]
-                    scr = scr.astype(np.float32) * np.float32(1.0 / 255.0)
-                    scratch_amount = 0.3
-            # the albedo as the kernel sees it: float32-rounded (as the NumPy reference shades it)
-            mvals = (*np.asarray(metal["albedo"], np.float32).tolist(), metal["streak"], metal["wear"], *metal["rust"],
-                     metal["diffuse"], metal["specular"], metal["shininess"], metal["env"], scratch_amount,
-                     -0.18 / relief.bevel_px)
+            st, bl, scr, mvals = _metal_params(rng, relief, metal, L, scratch_axis_deg, detail)
         pw = relief.plastic_w
         if plastic is not None and (pw is not None or not relief.has_metal):
             pvals = (*np.asarray(plastic["albedo"], np.float32).tolist(), plastic["diffuse"], plastic["specular"],
