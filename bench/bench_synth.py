@@ -121,7 +121,7 @@ def bench_throughput(size: int, workers: int, seconds: float, write: bool, warm:
 def bench_effects(size: int, reps: int = 30) -> dict:
     from synth import SynthConfig
     from synth.effects import EFFECTS
-    from synth.scene import tune_allocator
+    from synth.workers import tune_allocator
 
     tune_allocator()  # as in every renderer process
     rng = np.random.default_rng(0)

@@ -47,7 +47,7 @@ import yaml
 
 from synth.writers import SampleWriter, make_writer
 from keysynth.common import atomic_open, atomic_write_bytes, clean_tmp_dir
-from synth.scene import tune_allocator
+from synth.workers import tune_allocator
 from synth.writers.encoding import JPEG_QUALITY, check_sample
 
 __all__ = ["BACKENDS", "RunMismatchError", "generate_dataset", "build_renderer", "read_run_config", "STATE_DIR"]

@@ -35,7 +35,7 @@ from .layout import (Layout, PlacedKey, blade_frame, key_length_and_angle, place
                      sample_layout)
 from .occluders import blob_layer, fallback_distractor, finger_layer, key_ring_layers
 
-__all__ = ["SampleRenderer", "jsonable", "tune_allocator"]
+__all__ = ["SampleRenderer", "jsonable"]
 
 MIN_KEY_RENDER_PX = 24.0
 #: a key shrunk below this factor by its warp is first area-resized (bilinear sampling at under
@@ -488,31 +488,3 @@ class Scene:
                 "mode": self.layout.mode, "key_scale": self.layout.scale, "illumination": self.illumination,
                 "camera": self.camera, "keys": keys, "n_keys_visible": len(visible), "negatives": self.neg_meta,
                 "occluders": self.occ_meta, "ring": self.layout.ring}
-
-
-_ALLOC_TUNED = False
-
-
-def tune_allocator() -> bool:
-    """Keep freed frame-sized buffers in the process heap (glibc ``mallopt``): numpy/OpenCV allocate
-    and free several MB-sized temporaries per sample; with glibc's default (dynamic) thresholds each
-    one is mmap'ed/trimmed and its pages re-faulted and zeroed, which costs more than the arithmetic
-    (measured: sensor noise at 512 px 8.4 ms -> 1.8 ms CPU). Sets M_MMAP_THRESHOLD = 32 MiB and
-    M_TRIM_THRESHOLD = 256 MiB once per process; a no-op (returns False) off glibc. Output bytes are
-    unaffected. An explicit opt-in of generator worker processes (``keysynth synth`` chunks, the
-    trainer's generator workers), never called by the renderer itself, so a trainer that renders
-    in-process keeps glibc's defaults."""
-    global _ALLOC_TUNED
-    if _ALLOC_TUNED:
-        return True
-    _ALLOC_TUNED = True
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        ok = libc.mallopt(m_mmap_threshold, 32 << 20) == 1
-        ok = (libc.mallopt(m_trim_threshold, 256 << 20) == 1) and ok
-        return ok
-    except (OSError, AttributeError):
-        return False

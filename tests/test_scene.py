@@ -151,11 +151,11 @@ def test_imgaug_backend_deterministic_and_no_global_rng():
 def test_allocator_tuning_keeps_bytes():
     import subprocess
 
-    code = ("import numpy as np, synth.scene as sc; from backgrounds import ProceduralBackgrounds as P; "
-            "sc._ALLOC_TUNED = {flag}; r = sc.SampleRenderer(sc.SynthConfig(size=96), backgrounds=P()); "
+    code = ("import numpy as np, synth.scene as sc, synth.workers as w; from backgrounds import ProceduralBackgrounds as P; "
+            "{tune}r = sc.SampleRenderer(sc.SynthConfig(size=96), backgrounds=P()); "
             "print(r.render(1, 3)['image'].sum())")
-    outs = [subprocess.run([sys.executable, "-c", code.format(flag=f)], check=True, capture_output=True,
-                           text=True).stdout for f in ("True", "False")]
+    outs = [subprocess.run([sys.executable, "-c", code.format(tune=t)], check=True, capture_output=True,
+                           text=True).stdout for t in ("w.tune_allocator(); ", "")]
     assert outs[0] == outs[1] and outs[0].strip()
 
 
@@ -232,7 +232,7 @@ def test_rendering_leaves_the_process_allocator_alone():
     import subprocess
     import sys
 
-    code = ("import synth.scene as sc\n"
+    code = ("import synth.workers as sc\n"
             "from synth import SampleRenderer, SynthConfig\n"
             "from backgrounds import make_backgrounds\n"
             "SampleRenderer(SynthConfig(size=64), backgrounds=make_backgrounds('procedural')).render(0, 0)\n"

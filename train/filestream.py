@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from keysynth.common import IMAGE_EXTENSIONS
-from train.stream import Batch, _Stats
+from train.batches import Batch, RateStats
 
 __all__ = ["FileStream", "is_temp_name", "decode_complete_image", "scan_folder", "scan_shards"]
 
@@ -133,7 +133,7 @@ class FileStream:
         self._known_shards: set[str] = set()
         self._last_scan = -1e9
         self._pool = ThreadPoolExecutor(max(1, threads))
-        self.stats_ = _Stats()
+        self.stats_ = RateStats()
         self.order = "fresh"
 
     def __enter__(self):
