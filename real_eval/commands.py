@@ -84,7 +84,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from real_eval.model_io import load_checkpoint
 
     device = _device(args.device)
-    samples = load_real_set(args.real, fmt=args.format, classes=_classes(args.classes), strict=args.strict)
+    samples = load_real_set(args.real, fmt=args.format, classes=_classes(args.classes), strict=getattr(args, "strict", False))
     if not samples:
         raise ValueError(f"real set {args.real} holds no images")
     model, spec = load_checkpoint(args.checkpoint, device)
@@ -110,7 +110,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from real_eval.convert import convert_dataset
 
     summary = convert_dataset(args.src, args.out, to=args.to, fmt=args.src_format, classes=_classes(args.classes),
-                              overwrite=args.overwrite, strict=args.strict)
+                              overwrite=args.overwrite, strict=getattr(args, "strict", False))
     print(json.dumps(summary))
     return 0
 
@@ -140,7 +140,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from real_eval.model_io import load_checkpoint, write_calibration
 
     device = _device(args.device)
-    samples = load_real_set(args.real, fmt=args.format, classes=_classes(args.classes), strict=args.strict)
+    samples = load_real_set(args.real, fmt=args.format, classes=_classes(args.classes), strict=getattr(args, "strict", False))
     model, spec = load_checkpoint(args.checkpoint, device)
     strategies = tuple(x.strip() for x in args.strategies.split(",") if x.strip()) if args.strategies else None
     res = calibrate(model, spec, samples, strategies=strategies, device=device, progress=not args.quiet)
@@ -156,7 +156,7 @@ def cmd_cutouts(args: argparse.Namespace) -> int:
     from real_eval.dataset import load_real_set
     from real_eval.extract_cutouts import extract_cutouts
 
-    samples = load_real_set(args.src, fmt=args.format, classes=_classes(args.classes), strict=args.strict)
+    samples = load_real_set(args.src, fmt=args.format, classes=_classes(args.classes), strict=getattr(args, "strict", False))
     res = extract_cutouts(samples, args.out, min_area=args.min_area, margin=args.margin, overwrite=args.overwrite)
     print(f"{res['cutouts']} cut-outs from {res['photos']} photos ({res['truncated']} cut by the photo border, "
           f"{res['skipped_small']} fragments under {args.min_area} px skipped) in {res['out']}")

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from keysynth.common import atomic_open
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -236,8 +238,6 @@ def write_calibration(checkpoint: str | Path | None, model, model_spec: dict[str
     folder ``checkpoint``). Else in place: a folder's ``keysynth.json`` or a ``.pt`` checkpoint's
     ``model_spec`` (``None`` = the shipped model), each rewritten atomically. Returns the path written.
     """
-    import tempfile
-
     import torch
 
     cal = {"threshold": float(result["threshold"]), "strategy": str(result["strategy"]),
@@ -251,14 +251,8 @@ def write_calibration(checkpoint: str | Path | None, model, model_spec: dict[str
         return save_model_dir(model, clean, src if out is None else out, {**info, **cal})
     ckpt = read_checkpoint(src, "cpu")
     ckpt["model_spec"] = {**clean, **cal}
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{src.name}-", dir=src.parent)
-    os.close(fd)
-    try:
-        torch.save(ckpt, tmp)
-        os.replace(tmp, src)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_open(src) as fh:
+        torch.save(ckpt, fh)
     return src
 
 
