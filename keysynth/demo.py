@@ -60,8 +60,8 @@ def register(subparsers) -> None:
 
 
 
-def overlay_grid(model, model_spec: dict, samples: list, *, strategy: str, device: str,
-                    n: int = 8, tile: int = 320) -> np.ndarray:
+def overlay_grid(model, model_spec: dict, samples: list, *, strategy: str, device: str, threshold: float = 0.5,
+                 n: int = 8, tile: int = 320) -> np.ndarray:
     """uint8 RGB grid of up to ``n`` photos with predicted (red) and ground-truth (green) contours,
     each letterboxed into a ``tile`` x ``tile`` cell."""
     import cv2
@@ -72,7 +72,7 @@ def overlay_grid(model, model_spec: dict, samples: list, *, strategy: str, devic
     cells = []
     for s in samples[:n]:
         prob = predict_probs(model, model_spec, s.image, strategy=strategy, device=device)
-        ov = make_overlay(s.image, s.mask, prob >= 0.5, max_side=tile)
+        ov = make_overlay(s.image, s.mask, prob >= threshold, max_side=tile)
         cell = np.full((tile, tile, 3), 24, np.uint8)
         h, w = ov.shape[:2]
         cell[(tile - h) // 2:(tile - h) // 2 + h, (tile - w) // 2:(tile - w) // 2 + w] = ov
@@ -220,13 +220,16 @@ def _demo_evaluate(args: argparse.Namespace, out: Path, ckpt: Path, device: str)
     sets: dict[str, list] = {"synth": load_real_set(out / "synth_test")}
     if args.real:
         sets["real"] = load_real_set(args.real)
+    threshold = float(spec.get("threshold", 0.5))  # read off its synthetic validation samples in training
     results = {name: evaluate_model(model, spec, samples, device=device, strategy=DEFAULT_STRATEGY,
-                                    out_dir=out / f"eval_{name}", title=f"demo model on {name} set")
+                                    threshold=threshold, out_dir=out / f"eval_{name}",
+                                    title=f"demo model on {name} set")
                for name, samples in sets.items()}
     shipped = _shipped_model_lines(sets, results, device)
     shown = "real" if args.real else "synth"
     atomic_write_png(out / "predictions.png",
-                     overlay_grid(model, spec, sets[shown], strategy=DEFAULT_STRATEGY, device=device))
+                     overlay_grid(model, spec, sets[shown], strategy=DEFAULT_STRATEGY, device=device,
+                                  threshold=threshold))
     return spec, results, shipped
 
 
@@ -246,7 +249,8 @@ def _demo_report(args, out: Path, bg_spec: str, spec: dict, ckpt: Path, summary:
         f"({args.workers} generator workers); loss {_fmt(first_loss)} -> {_fmt(last_loss)}",
         f"- held-out synthetic set: {args.heldout} samples with {args.workers} joblib workers in "
         f"{timings['heldout_s']:.1f} s ({gen['samples_per_s']:.1f} samples/s)",
-        f"- inference strategy: `{DEFAULT_STRATEGY}`",
+        f"- inference strategy: `{DEFAULT_STRATEGY}`, threshold {float(spec.get('threshold', 0.5)):.2f} "
+        "(read off the held-out synthetic validation samples during training)",
         "- wall time: " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in timings.items()), "",
         "![samples](preview.png)", "", "![predictions](predictions.png)", "",
         "## Metrics", "",

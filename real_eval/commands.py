@@ -66,6 +66,8 @@ def _decision(args: argparse.Namespace, spec: dict) -> str:
         own = spec.get(key)
         setattr(args, key, own if own is not None else default)
         origin = "calibrated for this model" if own is not None else "default"
+        if own is not None and key == "threshold" and (spec.get("calibration") or {}).get("set") == "synthetic validation":
+            origin = "calibrated on this model's synthetic validation samples"
         said.append(f"{key} {getattr(args, key)} ({origin})")
     _check_strategy(args.strategy)
     if not 0.0 <= float(args.threshold) <= 1.0:

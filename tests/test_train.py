@@ -3,6 +3,7 @@
 import argparse
 import csv
 
+import numpy as np
 import pytest
 import torch
 
@@ -182,3 +183,39 @@ def test_init_from_a_model_folder_starts_from_its_weights(tmp_path):
     with pytest.raises(ValueError, match="do not fit"):
         train(_cfg(tmp_path / "b", steps=1, image_size=32, decoder_width=16, init=str(folder)),
               producer=ToyDiscRenderer(32))
+
+
+def test_synthetic_validation_picks_the_threshold_an_underconfident_model_needs():
+    """A model right about where keys are but under-confident (key 0.32, background 0.08) finds no
+    key at 0.5; the threshold read off the synthetic validation samples recovers them, and the
+    checkpointed model spec carries it, saying where it came from."""
+    import argparse
+
+    from real_eval.commands import _decision
+    from real_eval.model_io import default_model_spec
+    from train.checkpointing import with_synthetic_threshold
+    from train.evaluation import SimpleSample, evaluate_synthetic
+
+    conv = torch.nn.Conv2d(3, 1, 1)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0, 0, 0] = 0.3865  # logit = w * normalised red + b: red 255 -> 0.32, red 0 -> 0.08
+        conv.bias.fill_(-1.623)
+    spec = default_model_spec(image_size=32)
+    samples = []
+    for i in range(4):
+        mask = np.zeros((32, 32), np.uint8)
+        mask[4 + i:20 + i, 6:14 + 2 * i] = 1
+        image = np.zeros((32, 32, 3), np.uint8)
+        image[..., 0] = mask * 255
+        samples.append(SimpleSample(f"s{i}", image, mask))
+    res = evaluate_synthetic(conv, spec, samples, "cpu")
+    assert res["iou"] == 0.0
+    assert res["threshold"] == pytest.approx(0.30) and res["iou_at_threshold"] == pytest.approx(1.0)
+    metrics = {f"val_{k}": v for k, v in res.items()}
+    cal = with_synthetic_threshold(spec, metrics)
+    assert cal["threshold"] == pytest.approx(0.30) and cal["calibration"]["set"] == "synthetic validation"
+    assert "threshold" not in spec and with_synthetic_threshold(spec, {}) is spec
+    args = argparse.Namespace(strategy=None, threshold=None)
+    said = _decision(args, cal)
+    assert args.threshold == pytest.approx(0.30) and "synthetic validation samples" in said

@@ -18,7 +18,7 @@ import torch.distributed as dist
 
 from keysynth.common import atomic_open
 
-__all__ = ["Checkpointer", "save_checkpoint", "resolve_resume", "load_resume"]
+__all__ = ["Checkpointer", "save_checkpoint", "resolve_resume", "load_resume", "with_synthetic_threshold"]
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -64,6 +64,19 @@ def load_resume(path: Path, model, optimizer, scheduler, rank: int, device: torc
     return int(ckpt["step"]), float(ckpt.get("best", -1.0)), streams[rank] if rank < len(streams) else None
 
 
+def with_synthetic_threshold(model_spec: dict, metrics: dict[str, float]) -> dict:
+    """``model_spec`` with the decision threshold read off the synthetic validation samples
+    (``val_threshold``; see :func:`train.evaluation.evaluate_synthetic`) when there is one, so a
+    freshly trained model predicts with it by default; ``keysynth calibrate`` on real photos
+    replaces it."""
+    t = metrics.get("val_threshold")
+    if t is None or t != t:
+        return model_spec
+    return {**model_spec, "threshold": float(t),
+            "calibration": {"set": "synthetic validation", "mean_iou": float(metrics.get("val_iou_at_threshold", "nan")),
+                            "hashes": []}}
+
+
 class Checkpointer:
     """Writes ``best.pt`` (highest real IoU, else synthetic val IoU), rotating ``ckpt-NNNNNNN.pt``
     (every ``checkpoint_every`` steps, ``keep_last_n`` kept) and ``last.pt`` into ``ckpt_dir``.
@@ -97,7 +110,7 @@ class Checkpointer:
         state: dict[str, Any] = {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "step": step, "config": cfg.to_dict(),
-            "model_spec": self.model_spec, "rng": {"torch": torch_rng, "cuda": cuda_rng}, "stream": states,
+            "model_spec": with_synthetic_threshold(self.model_spec, metrics), "rng": {"torch": torch_rng, "cuda": cuda_rng}, "stream": states,
             "best": self.best, "metrics": metrics, "synth_config": self.synth_config}
         score = metrics.get("real_iou", float("nan"))
         if math.isnan(score):  # no real set (or it failed): fall back to the synthetic val IoU

@@ -18,7 +18,8 @@ log = logging.getLogger("keysynth.train")
 
 CSV_FIELDS = ["step", "loss", "dice", "bce", "boundary", "boundary_w", "lr", "img_per_s", "gen_per_s",
               "consumed_per_s", "data_wait_pct", "mean_reuse", "stalled_batches", "batch_id",
-              "val_iou", "val_dice", "val_boundary_f1", "real_iou", "real_dice", "real_boundary_f1"]
+              "val_iou", "val_dice", "val_boundary_f1", "val_threshold", "val_iou_at_threshold",
+              "real_iou", "real_dice", "real_boundary_f1"]
 
 
 def _csv_start(path: Path, resume_step: int | None) -> None:
