@@ -78,7 +78,7 @@ def with_synthetic_threshold(model_spec: dict, metrics: dict[str, float]) -> dic
 
 
 class Checkpointer:
-    """Writes ``best.pt`` (highest real IoU, else synthetic val IoU), rotating ``ckpt-NNNNNNN.pt``
+    """Writes ``best.pt`` (highest real IoU, else synthetic val IoU; the later one on ties), rotating ``ckpt-NNNNNNN.pt``
     (every ``checkpoint_every`` steps, ``keep_last_n`` kept) and ``last.pt`` into ``ckpt_dir``.
 
     Under DDP every rank calls :meth:`save` (the stream and RNG states are gathered); rank 0 writes.
@@ -115,7 +115,7 @@ class Checkpointer:
         score = metrics.get("real_iou", float("nan"))
         if math.isnan(score):  # no real set (or it failed): fall back to the synthetic val IoU
             score = metrics.get("val_iou", float("nan"))
-        if not math.isnan(score) and score > self.best:
+        if not math.isnan(score) and score >= self.best:  # ties (e.g. all 0 early on): the later model
             self.best = state["best"] = float(score)
             save_checkpoint(self.dir / "best.pt", state)
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
