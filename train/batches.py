@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Batch", "RateStats", "SyncStream", "check_stream_sample", "producer_size"]
+__all__ = ["Batch", "ClosingStream", "RateStats", "SyncStream", "check_stream_sample", "producer_size"]
 
 
 @dataclass
@@ -89,7 +89,20 @@ class RateStats:
                 "mean_reuse": self.consumed / max(self.distinct, 1), "stalled_batches": self.stalled_batches}
 
 
-class SyncStream:
+class ClosingStream:
+    """``with stream: ...`` closes the stream (its workers, pools or shared memory) on exit."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+
+class SyncStream(ClosingStream):
     """In-process, ordered stream (``num_workers=0``): batch ``t`` = samples ``start + t*B ...``.
 
     Same batches as ``ShmStream(deterministic=True)`` for the same ``start``; no processes, so it is
@@ -104,15 +117,6 @@ class SyncStream:
         self.with_dist, self.ignore_index = bool(with_dist), int(ignore_index)
         self.stats_ = RateStats()
         self.order = "ordered"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self) -> None:
-        pass
 
     def next_batch(self) -> Batch:
         from train.distmaps import signed_distance_map

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from keysynth.common import IMAGE_EXTENSIONS
-from train.batches import Batch, RateStats
+from train.batches import Batch, ClosingStream, RateStats
 
 __all__ = ["FileStream", "is_temp_name", "decode_complete_image", "scan_folder", "scan_shards"]
 
@@ -102,7 +102,7 @@ def scan_shards(root: Path, known: set[str]) -> dict[str, tuple[str, str, str]]:
     return out
 
 
-class FileStream:
+class FileStream(ClosingStream):
     """Draw batches from a directory that keeps receiving complete samples (see module docstring).
 
     Args:
@@ -135,12 +135,6 @@ class FileStream:
         self._pool = ThreadPoolExecutor(max(1, threads))
         self.stats_ = RateStats()
         self.order = "fresh"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -54,7 +54,7 @@ import numpy as np
 
 from keysynth.common import seed_rng
 from synth.workers import tune_allocator
-from train.batches import Batch, RateStats, SyncStream, check_stream_sample, producer_size
+from train.batches import Batch, ClosingStream, RateStats, SyncStream, check_stream_sample, producer_size
 
 __all__ = ["Batch", "ShmStream", "SyncStream", "check_stream_sample", "make_stream", "producer_size", "worker_index"]
 
@@ -174,7 +174,7 @@ def _pick_slot_to_write(state, uses, seq, max_reuse: int, overwrite_used: bool) 
 # ------------------------------------------------------------------------------------------------
 # trainer side
 # ------------------------------------------------------------------------------------------------
-class ShmStream:
+class ShmStream(ClosingStream):
     """Generator worker processes feeding a shared-memory ring; see the module docstring.
 
     Args:
@@ -247,12 +247,6 @@ class ShmStream:
             raise
 
     # -- context manager / cleanup -----------------------------------------------------------
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     def __del__(self):
         try:
             self.close()
