@@ -386,6 +386,8 @@ def model_summary(spec: dict[str, Any], checkpoint: str | Path | None) -> str:
     cal = spec.get("calibration") or {}
     if cal.get("n_images"):
         parts.append(f"Calibrated on {cal['n_images']} photos (mean IoU {float(cal.get('mean_iou', float('nan'))):.3f}).")
+    elif cal.get("set") == "synthetic validation":
+        parts.append("Threshold read off the model's synthetic validation samples during training.")
     text = " ".join(parts)
     src = spec.get("source") or checkpoint
     figures = None

@@ -181,6 +181,17 @@ def test_generator_zip_and_bad_ranges(tmp_path):
     assert "synth_config.yaml" in names and "meta.jsonl" in names
 
 
+def test_model_summary_says_where_the_threshold_came_from():
+    from keysynth.app_core import model_summary
+
+    spec = {"arch": "Unet", "encoder_name": "mobilenet_v2", "image_size": 192, "threshold": 0.3,
+            "calibration": {"set": "synthetic validation", "mean_iou": 0.2, "hashes": []}}
+    text = model_summary(spec, "run/last.pt")
+    assert "Threshold 0.3" in text and "synthetic validation samples" in text
+    spec["calibration"] = {"set": "photos", "n_images": 8, "mean_iou": 0.37, "hashes": ["x"]}
+    assert "Calibrated on 8 photos (mean IoU 0.370)" in model_summary(spec, "run/last.pt")
+
+
 def test_cli_registers_app_without_importing_gradio():
     code = ("import sys; from keysynth.cli import build_parser; p = build_parser(); "
             "a = p.parse_args(['app', '--port', '1234']); print(a.func.__name__, 'gradio' in sys.modules)")
