@@ -57,25 +57,32 @@ def _wrap(model: torch.nn.Module, cfg: TrainConfig, rt: Runtime) -> torch.nn.Mod
     return model
 
 
-def _to_device(batch, spec: dict, cfg: TrainConfig, device: torch.device):
-    """Batch -> normalised float image (N, 3, S, S), mask (N, S, S), signed distances or None."""
+def _normaliser(spec: dict, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's mean and std (1, 3, 1, 1) on ``device``, in uint8 units (x 255)."""
+    mean = torch.tensor(spec["mean"], device=device).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(spec["std"], device=device).view(1, 3, 1, 1) * 255.0
+    return mean, std
+
+
+def _to_device(batch, norm: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig, device: torch.device):
+    """Batch -> image normalised by ``norm`` = (mean, std), float (N, 3, S, S); mask (N, S, S);
+    signed distances or None."""
     pin = device.type == "cuda"
     img, tgt = torch.from_numpy(batch.image), torch.from_numpy(batch.mask)
     dmap = torch.from_numpy(batch.dist) if batch.dist is not None else None
     if pin:
         img, tgt = img.pin_memory(), tgt.pin_memory()
         dmap = dmap.pin_memory() if dmap is not None else None
-    mean = torch.tensor(spec["mean"], device=device).view(1, 3, 1, 1) * 255.0
-    std = torch.tensor(spec["std"], device=device).view(1, 3, 1, 1) * 255.0
+    mean, std = norm
     img = img.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     x = ((img - mean) / std).contiguous(memory_format=fmt)
     return x, tgt.to(device, non_blocking=True), dmap.to(device, non_blocking=True) if dmap is not None else None
 
 
-def _train_step(model, optimizer, scheduler, batch, spec: dict, cfg: TrainConfig, rt: Runtime, bw: float) -> dict:
+def _train_step(model, optimizer, scheduler, batch, norm, cfg: TrainConfig, rt: Runtime, bw: float) -> dict:
     """One optimiser step on ``batch`` (Dice + BCE + boundary loss at weight ``bw``); returns the loss parts."""
-    x, tgt, dmap = _to_device(batch, spec, cfg, rt.device)
+    x, tgt, dmap = _to_device(batch, norm, cfg, rt.device)
     with torch.autocast(device_type=rt.device.type, dtype=rt.amp_dtype or torch.bfloat16, enabled=rt.amp_dtype is not None):
         logits = model(x)
     loss, parts = segmentation_loss(
@@ -151,6 +158,7 @@ def train(config: TrainConfig, *, producer=None, should_stop: Callable[[int], bo
         logger = MetricLogger(out, total_steps=cfg.steps, step=step, active=rt.is_main, tensorboard=cfg.tensorboard,
                               resume_step=step if resume_path is not None else None, progress=cfg.progress,
                               max_reuse=cfg.max_reuse)
+        norm = _normaliser(spec, rt.device)
         stream.stats()  # start the rate window
         model.train()
         while step < cfg.steps:
@@ -159,7 +167,7 @@ def train(config: TrainConfig, *, producer=None, should_stop: Callable[[int], bo
                 mix_real_crops(batch, real_crops, cfg, step)
             logger.observe(batch)
             bw = boundary_weight_at(step, cfg.steps, cfg.boundary_weight, cfg.boundary_ramp)
-            parts = _train_step(model, optimizer, scheduler, batch, spec, cfg, rt, bw)
+            parts = _train_step(model, optimizer, scheduler, batch, norm, cfg, rt, bw)
             step += 1
             logger.bar.update(1)
             do_eval = (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps
