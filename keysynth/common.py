@@ -24,7 +24,8 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-__all__ = ["derive_seed", "seed_rng", "atomic_write_bytes", "atomic_write_text", "atomic_open", "clean_tmp_dir", "TMP_PREFIX", "IMAGE_EXTENSIONS"]
+__all__ = ["derive_seed", "seed_rng", "atomic_write_bytes", "atomic_write_text", "atomic_open", "clean_tmp_dir",
+           "TMP_PREFIX", "IMAGE_EXTENSIONS"]
 
 TMP_PREFIX = ".tmp-"
 _MASK63 = 2**63 - 1
@@ -60,6 +61,8 @@ def seed_rng(seed: int, *tags: int | str) -> np.random.Generator:
     """``np.random.default_rng(SeedSequence([seed mod 2**63, *tags]))`` (strings as crc32): an
     independent generator per tuple, e.g. the geometry of one asset or one real-photo crop."""
     return np.random.default_rng(np.random.SeedSequence(_words(int(seed) & _MASK63, tags)))
+
+
 #: image files keysynth reads (photos, backgrounds, cut-outs, datasets): every format OpenCV decodes
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

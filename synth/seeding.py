@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import math
 import hashlib
-import zlib
 
 import numpy as np
 from numpy.random.bit_generator import ISeedSequence
@@ -19,11 +18,6 @@ from backgrounds.base import pick, uniform  # one definition each; backgrounds m
 from keysynth.common import derive_seed
 
 __all__ = ["sample_seed", "sample_rng", "child_rng", "StreamSeed", "asset_bank_seed", "uniform", "normal", "loguniform", "pick"]
-
-
-def _seed63(words: list[int]) -> int:
-    """``SeedSequence(words)`` -> two 32-bit words joined into a non-negative 63-bit int."""
-    return derive_seed(words[0], *words[1:])
 
 
 def _check_int(name: str, value: int) -> int:
@@ -49,7 +43,7 @@ def sample_seed(run_seed: int, index: int) -> int:
     Raises:
         ValueError: if either argument is negative or not an integer.
     """
-    return _seed63([_check_int("run_seed", run_seed), _check_int("index", index)])
+    return derive_seed(_check_int("run_seed", run_seed), _check_int("index", index))
 
 
 def sample_rng(run_seed: int, index: int) -> tuple[int, np.random.Generator]:
@@ -112,7 +106,7 @@ def asset_bank_seed(run_seed: int, generation: int) -> int:
 
 @functools.lru_cache(maxsize=256)
 def _bank_seed(run_seed: int, generation: int) -> int:
-    return _seed63([run_seed, generation, zlib.crc32(b"asset-bank")])
+    return derive_seed(run_seed, generation, "asset-bank")
 
 
 def normal(rng: np.random.Generator, mu: float, sigma: float) -> float:
