@@ -174,9 +174,9 @@ class FolderBackgrounds:
                 self.skipped[rel] = str(exc)
                 log.warning("skipping background %s (%d skipped so far): %s", rel, len(self.skipped), exc)
         else:
-            first, why = next(iter(self.skipped.items()))
+            name, why = next(iter(self.skipped.items()))
             raise BackgroundError(f"no background image in {self.root} can be used ({len(self.skipped)} skipped; "
-                                  f"{first}: {why})")
+                                  f"{name}: {why})")
         out, meta = crop_resize(img, rng, (H, W), self.scale_range)
         meta.update({"source": "folder", "file": rel, "decoded_hw": list(img.shape[:2])})
         return out, meta
