@@ -25,7 +25,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 __all__ = ["derive_seed", "seed_rng", "atomic_write_bytes", "atomic_write_text", "atomic_open", "clean_tmp_dir",
-           "TMP_PREFIX", "IMAGE_EXTENSIONS"]
+           "TMP_PREFIX", "IMAGE_EXTENSIONS", "CUTOUT_INDEX"]
 
 TMP_PREFIX = ".tmp-"
 _MASK63 = 2**63 - 1
@@ -63,6 +63,9 @@ def seed_rng(seed: int, *tags: int | str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(_words(int(seed) & _MASK63, tags)))
 
 
+#: provenance index of a cut-out folder: one JSON object per line (``file``, ``source``,
+#: ``source_hash``, ``box``, ``area``, ``truncated``), written by ``keysynth cutouts``
+CUTOUT_INDEX = "cutouts.jsonl"
 #: image files keysynth reads (photos, backgrounds, cut-outs, datasets): every format OpenCV decodes
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

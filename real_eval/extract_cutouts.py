@@ -24,13 +24,12 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from keysynth.common import atomic_write_text
+from keysynth.common import CUTOUT_INDEX, atomic_write_text
 from real_eval.calibrate import content_hash
 from real_eval.predict import atomic_write_png
 
 __all__ = ["instance_cutouts", "extract_cutouts", "CUTOUT_INDEX"]
 
-CUTOUT_INDEX = "cutouts.jsonl"
 
 
 def instance_cutouts(image: np.ndarray, mask: np.ndarray, *, min_area: int = 64, margin: int = 4

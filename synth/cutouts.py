@@ -27,11 +27,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from keysynth.common import IMAGE_EXTENSIONS
+from keysynth.common import CUTOUT_INDEX, IMAGE_EXTENSIONS
 
-__all__ = ["FolderCutouts", "CutoutError"]
+__all__ = ["FolderCutouts", "CutoutError", "read_cutout_index"]
 
-CUTOUT_INDEX = "cutouts.jsonl"  # provenance index written by ``keysynth cutouts``
 
 
 class CutoutError(ValueError):
@@ -47,17 +46,17 @@ def _read(path: Path, flags: int) -> np.ndarray:
     return img
 
 
-def _truncated_files(root: Path) -> set[str]:
-    """File names flagged ``"truncated": true`` in ``root/cutouts.jsonl`` (written by ``keysynth
-    cutouts``: keys cut by their photo's border); empty without the index.
+def read_cutout_index(root: str | os.PathLike) -> list[dict]:
+    """The rows of ``root/cutouts.jsonl`` (:data:`keysynth.common.CUTOUT_INDEX`, one JSON object per
+    line, written by ``keysynth cutouts``); an empty list when the folder has no index.
 
     Raises:
-        CutoutError: a line of the index is not a JSON object; the message names the line.
+        CutoutError: a line is not a JSON object; the message names the file and the line.
     """
-    index = root / CUTOUT_INDEX
+    index = Path(root) / CUTOUT_INDEX
     if not index.is_file():
-        return set()
-    out = set()
+        return []
+    rows = []
     for n, line in enumerate(index.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -67,9 +66,14 @@ def _truncated_files(root: Path) -> set[str]:
             row = None
         if not isinstance(row, dict):
             raise CutoutError(f"{index} line {n} is not a JSON object; re-run `keysynth cutouts` or delete the index")
-        if row.get("truncated") is True and isinstance(row.get("file"), str):
-            out.add(row["file"])
-    return out
+        rows.append(row)
+    return rows
+
+
+def _truncated_files(root: Path) -> set[str]:
+    """File names flagged ``"truncated": true`` in the folder's cut-out index (keys cut by their
+    photo's border); empty without the index."""
+    return {r["file"] for r in read_cutout_index(root) if r.get("truncated") is True and isinstance(r.get("file"), str)}
 
 
 class FolderCutouts:

@@ -65,20 +65,17 @@ def check_cutout_overlap(real_set, key_source: str, *, allow: bool = False) -> N
     Raises:
         real_eval.calibrate.OverlapError: a photo is shared and ``allow`` is False.
     """
-    import json
-
     from real_eval.calibrate import check_disjoint
+    from synth.cutouts import read_cutout_index
     from synth.keysources import parse_key_sources
 
     for name, _ in parse_key_sources(key_source or "procedural"):
-        index = Path(name) / "cutouts.jsonl"
-        if not index.is_file():
+        if not Path(name).is_dir():
             continue
-        hashes = {}
-        for line in index.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line) if line.strip() else {}
-            if isinstance(row, dict) and row.get("source_hash"):
-                hashes[str(row["source_hash"])] = str(row.get("source", row.get("file", "?")))
+        hashes = {str(r["source_hash"]): str(r.get("source", r.get("file", "?")))
+                  for r in read_cutout_index(name) if r.get("source_hash")}
+        if not hashes:
+            continue
         shared = check_disjoint(real_set, hashes, f"the cut-out sources of {name}", allow=allow)
         if shared:
             log.warning("scoring %d real photo(s) that cut-outs were taken from: %s", len(shared), ", ".join(shared))
