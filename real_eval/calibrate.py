@@ -72,15 +72,12 @@ def calibrate_probs(probs: dict[str, Sequence[np.ndarray]], masks: Sequence[np.n
         ``{"threshold", "strategy", "mean_iou", "table": [{"strategy", "threshold", "mean_iou"}]}``;
         thresholds on the 0.05 grid, ties to the threshold nearest 0.5, then the first strategy.
     """
-    from real_eval.evaluate import probability_histograms, threshold_sweep
+    from real_eval.evaluate import best_threshold, probability_histograms
 
     table = []
     for name, maps in probs.items():
-        hists = [probability_histograms(np.asarray(p, np.float32), m) for p, m in zip(maps, masks)]
-        sweep = threshold_sweep(np.array([h[0] for h in hists]), np.array([h[1] for h in hists]))
-        grid, curve = sweep["thresholds"], sweep["mean_iou"]
-        best = max(range(len(grid)), key=lambda i: (round(float(curve[i]), 12), -abs(grid[i] - 0.5)))
-        table.append({"strategy": name, "threshold": float(grid[best]), "mean_iou": float(curve[best])})
+        t, iou = best_threshold([probability_histograms(np.asarray(p, np.float32), m) for p, m in zip(maps, masks)])
+        table.append({"strategy": name, "threshold": t, "mean_iou": iou})
     top = max(table, key=lambda r: (round(r["mean_iou"], 12), -list(probs).index(r["strategy"])))
     return {"threshold": top["threshold"], "strategy": top["strategy"], "mean_iou": top["mean_iou"], "table": table}
 

@@ -29,7 +29,8 @@ from real_eval.metrics import IGNORE, METRIC_NAMES, image_metrics, region_metric
 from real_eval.predict import atomic_write_png
 from real_eval.strategies import DEFAULT_STRATEGY, predict_probs
 
-__all__ = ["evaluate_model", "evaluate_checkpoint", "probability_histograms", "threshold_sweep", "make_overlay", "SIZE_BINS"]
+__all__ = ["evaluate_model", "evaluate_checkpoint", "probability_histograms", "threshold_sweep", "best_threshold",
+           "make_overlay", "SIZE_BINS"]
 
 # (label, low, high): key share in [low, high); "no key" = photos without key pixels.
 SIZE_BINS = (("no key", 0.0, 0.0), ("< 0.5%", 0.0, 0.005), ("0.5-1%", 0.005, 0.01), ("1-2%", 0.01, 0.02),
@@ -89,6 +90,16 @@ def threshold_sweep(pos_hists: np.ndarray, neg_hists: np.ndarray) -> dict[str, A
     best = int(np.nanargmax(res["micro_iou"])) if res["micro_iou"] else 0
     return {"thresholds": thr, **res, "best_threshold": thr[best] if thr else None,
             "best_micro_iou": res["micro_iou"][best] if thr else None}
+
+
+def best_threshold(hists: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
+    """``(threshold, mean IoU)``: the threshold on :func:`threshold_sweep`'s 0.05 grid with the
+    highest mean IoU over images, from their :func:`probability_histograms`; ties go to the
+    threshold nearest 0.5."""
+    sweep = threshold_sweep(np.array([h[0] for h in hists]), np.array([h[1] for h in hists]))
+    grid, curve = sweep["thresholds"], sweep["mean_iou"]
+    best = max(range(len(grid)), key=lambda i: (round(float(curve[i]), 12), -abs(grid[i] - 0.5)))
+    return float(grid[best]), float(curve[best])
 
 
 def _by_size(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

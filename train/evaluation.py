@@ -71,7 +71,7 @@ def evaluate_synthetic(model, model_spec: dict[str, Any], samples: Sequence[Simp
     """
     import torch
 
-    from real_eval.evaluate import probability_histograms, threshold_sweep
+    from real_eval.evaluate import best_threshold, probability_histograms
     from real_eval.model_io import to_input_tensor
 
     preds, hists = [], []
@@ -88,10 +88,8 @@ def evaluate_synthetic(model, model_spec: dict[str, Any], samples: Sequence[Simp
     model.train(was_training)
     out = score_masks(preds, [s.mask for s in samples])
     if hists:
-        sweep = threshold_sweep(np.array([h[0] for h in hists]), np.array([h[1] for h in hists]))
-        grid, curve = sweep["thresholds"], sweep["mean_iou"]
-        best = max(range(len(grid)), key=lambda j: (round(float(curve[j]), 12), -abs(grid[j] - 0.5)))
-        out.update(threshold=float(grid[best]), iou_at_threshold=float(curve[best]))
+        t, iou = best_threshold(hists)
+        out.update(threshold=t, iou_at_threshold=iou)
     return out
 
 
