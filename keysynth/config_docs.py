@@ -43,6 +43,7 @@ def render() -> str:
 
 
 def main() -> int:
+    """Write :data:`DOC` from :func:`render`; returns 0."""
     DOC.write_text(render())
     print(f"wrote {DOC}")
     return 0

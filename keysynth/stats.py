@@ -40,6 +40,11 @@ def compare_with_real(real_dir: str, fmt: str | None, config, backgrounds: str, 
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    """``keysynth stats``: print the comparison table and write the histogram PNG ``--out``; returns 0.
+
+    Raises:
+        ValueError: ``--out`` not a .png, ``--n`` < 1, or a bad real set / config (named in the message).
+    """
     from synth.commands import load_config
 
     out = Path(args.out)

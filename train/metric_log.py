@@ -111,6 +111,7 @@ class MetricLogger:
             self.writer.add_image(tag, grid, step, dataformats="HWC")
 
     def close(self) -> None:
+        """Close the progress bar and the TensorBoard writer."""
         self.bar.close()
         if self.writer is not None:
             self.writer.close()

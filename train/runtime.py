@@ -39,13 +39,16 @@ class Runtime:
 
     @property
     def is_main(self) -> bool:
+        """Rank 0: the rank that evaluates, logs and saves."""
         return self.rank == 0
 
     @property
     def distributed(self) -> bool:
+        """More than one rank (DDP)."""
         return self.world > 1
 
     def close(self) -> None:
+        """Destroy the process group if this run created it."""
         if self.own_group:
             dist.destroy_process_group()
 
