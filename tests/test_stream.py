@@ -213,6 +213,9 @@ def test_fresh_stream_deals_index_blocks_to_workers():
             b = s.next_batch()
             _check_batch(b, ToyDiscRenderer(32), 3)
             seen += [int(i) for i in b.index]
+        s._stop.set()  # let the workers finish, so the counters and the stream state are read at one moment
+        for p in s._procs:
+            p.join(10)
         with s._lock:
             wctl = s._arr["wctl"].copy()
         pos = s.state_dict()["position"]
