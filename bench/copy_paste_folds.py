@@ -90,27 +90,67 @@ def run_one(variant: str, fold: str, held: list[str], train_names: list[str], sa
     SynthConfig.default().replace(size=args.size, key_source=key_source, **spec.get("synth", {})).to_yaml(synth_yaml)
     cfg = TrainConfig(out=str(out), seed=seed, device="cpu", image_size=args.size, steps=args.steps,
                       batch_size=args.batch_size, lr=args.lr, warmup=max(1, args.steps // 10), num_workers=1,
-                      backgrounds=args.backgrounds, synth_config=str(synth_yaml), eval_every=0, val_size=8,
+                      backgrounds=args.backgrounds, synth_config=str(synth_yaml), eval_every=0, val_size=args.val_size,
                       checkpoint_every=max(50, args.steps // 4), progress=False, init=args.init,
                       real_train=str(real_train) if real_train else None, real_fraction=real_fraction,
                       resume="auto" if (out / "checkpoints" / "last.pt").is_file() else None)
     t0, c0 = time.perf_counter(), _cpu_s()
     summary = train(cfg)
     model, mspec = load_checkpoint(summary["last"], "cpu")
-    res = evaluate_model(model, mspec, [samples[n] for n in held], device="cpu", n_boot=0)
+    held_samples = [samples[n] for n in held]
+    res = evaluate_model(model, mspec, held_samples, device="cpu", n_boot=0)
     row = {"variant": variant, "seed": seed, "fold": fold, "held_out": held, "steps": summary["step"],
            "wall_s": time.perf_counter() - t0, "cpu_s": _cpu_s() - c0, "key_source": key_source,
            "iou": {r["name"]: r["iou"] for r in res["per_image"]},
            "boundary_f1": {r["name"]: r["boundary_f1"] for r in res["per_image"]}}
+    # the same model scored with tiles, at 0.5 and at its own synthetic-validation threshold
+    row["synthetic_threshold"] = float(mspec.get("threshold", 0.5))
+    for key, thr in (("tiles", 0.5), ("tiles_synthetic_threshold", row["synthetic_threshold"])):
+        r2 = evaluate_model(model, mspec, held_samples, device="cpu", n_boot=0, strategy="tiles", threshold=thr)
+        row[key] = {m: {r["name"]: r[m] for r in r2["per_image"]} for m in ("iou", "dice", "boundary_f1")}
     tmp = done.with_name(".tmp-result.json")
     tmp.write_text(json.dumps(row, indent=2))
     os.replace(tmp, done)
     return row
 
 
+SCORINGS = [  # (scoring, metric, row -> {metric: {photo: value}} or None)
+    ("coarse-to-fine at 0.5", "iou", lambda r: {"iou": r["iou"]}),
+    ("coarse-to-fine at 0.5", "boundary_f1", lambda r: {"boundary_f1": r["boundary_f1"]}),
+    ("tiles at 0.5", "iou", lambda r: r.get("tiles")),
+    ("tiles at the synthetic threshold", "iou", lambda r: r.get("tiles_synthetic_threshold")),
+    ("tiles at the synthetic threshold", "dice", lambda r: r.get("tiles_synthetic_threshold")),
+    ("tiles at the synthetic threshold", "boundary_f1", lambda r: r.get("tiles_synthetic_threshold")),
+]
+
+
+def _print_table(name: str, per_variant: dict, names: list[str], seeds: list[int]) -> None:
+    """One markdown table per scoring: mean over photos and seeds, paired difference to ``synthetic``."""
+    from real_eval.folds import mean_interval, paired_bootstrap
+
+    have = {v: d for v, d in per_variant.items() if name in d["scores"]}
+    print(f"\n### {name}\n")
+    print("| variant | mean over photos and seeds [95% CI] | difference to synthetic [paired 95% CI] | CPU-min |")
+    print("|---|---|---|---|")
+    base = have.get("synthetic")
+    for variant, d in have.items():
+        flat = [v for s in seeds for v in d["scores"][name][s]]
+        m, lo, hi = mean_interval(flat)
+        diff = ""
+        if base is not None and variant != "synthetic":
+            dm, dlo, dhi = paired_bootstrap(flat, [v for s in seeds for v in base["scores"][name][s]])
+            diff = f"{dm:+.3f} [{dlo:+.3f}, {dhi:+.3f}]"
+        print(f"| {variant} | {m:.3f} [{lo:.3f}, {hi:.3f}] | {diff} | {d['cpu_s'] / 60:.0f} |")
+    print("\n| photo | " + " | ".join(have) + " |")
+    print("|---|" + "---|" * len(have))
+    for i, n in enumerate(names):
+        vals = [sum(d["scores"][name][s][i] for s in seeds) / len(seeds) for d in have.values()]
+        print(f"| {n} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+
+
 def main(argv: list[str] | None = None) -> int:
     from real_eval.dataset import load_real_set
-    from real_eval.folds import grouped_folds, mean_interval, paired_bootstrap
+    from real_eval.folds import grouped_folds
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--real", required=True, help="real annotated set (any supported format)")
@@ -122,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=12)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--size", type=int, default=192)
+    p.add_argument("--val-size", type=int, default=32,
+                   help="synthetic validation samples per run (they set the run's decision threshold)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--variants", nargs="+", default=["synthetic", "mixed"], choices=list(VARIANTS))
     args = p.parse_args(argv)
@@ -138,30 +180,16 @@ def main(argv: list[str] | None = None) -> int:
             for fold, held, rest in plan:
                 print(f"[folds] {variant} seed {seed} fold {fold} ({len(rest)} training photos) ...", flush=True)
                 rows.append(run_one(variant, fold, held, rest, samples, seed, args))
-            iou = {n: v for r in rows for n, v in r["iou"].items()}
-            per_variant.setdefault(variant, {"iou": {}, "cpu_s": 0.0})
-            per_variant[variant]["iou"][seed] = [iou[n] for n in names]
-            per_variant[variant]["cpu_s"] += sum(r["cpu_s"] for r in rows)
+            d = per_variant.setdefault(variant, {"cpu_s": 0.0, "scores": {}})
+            d["cpu_s"] += sum(r["cpu_s"] for r in rows)
+            for scoring, metric, get in SCORINGS:
+                vals = {n: v for r in rows if get(r) is not None for n, v in get(r)[metric].items()}
+                if len(vals) == len(names):
+                    d["scores"].setdefault(f"{scoring} {metric}", {})[seed] = [vals[n] for n in names]
     print(f"\n{len(names)} photos in {len(folds)} groups; {args.steps} steps x batch {args.batch_size} at "
-          f"{args.size} px per run, seeds {args.seeds}, init {args.init or 'scratch'}\n")
-    print("| variant | mean IoU over photos and seeds [95% CI] | difference to synthetic [paired 95% CI] | CPU-min |")
-    print("|---|---|---|---|")
-    base = per_variant.get("synthetic")
-    for variant, d in per_variant.items():
-        flat = [v for s in args.seeds for v in d["iou"][s]]
-        m, lo, hi = mean_interval(flat)
-        diff = ""
-        if base is not None and variant != "synthetic":
-            bflat = [v for s in args.seeds for v in base["iou"][s]]
-            dm, dlo, dhi = paired_bootstrap(flat, bflat)
-            diff = f"{dm:+.3f} [{dlo:+.3f}, {dhi:+.3f}]"
-        print(f"| {variant} | {m:.3f} [{lo:.3f}, {hi:.3f}] | {diff} | {d['cpu_s'] / 60:.0f} |")
-    print("\nper photo (mean over seeds):")
-    print("| photo | " + " | ".join(per_variant) + " |")
-    print("|---|" + "---|" * len(per_variant))
-    for i, n in enumerate(names):
-        vals = [sum(d["iou"][s][i] for s in args.seeds) / len(args.seeds) for d in per_variant.values()]
-        print(f"| {n} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+          f"{args.size} px per run, seeds {args.seeds}, init {args.init or 'scratch'}")
+    for name in next(iter(per_variant.values()))["scores"]:
+        _print_table(name, per_variant, names, args.seeds)
     (Path(args.out) / "summary.json").write_text(json.dumps(per_variant, indent=2))
     return 0
 
