@@ -11,6 +11,8 @@ synthetic-only checkpoint, so a short CPU budget measures what the variant adds)
 - ``mixed_gaussian``, ``mixed_motion``, ``mixed_poisson``: ``mixed`` with one blend mode only;
 - ``mixed_real``      ``mixed`` plus augmented crops of the fold's training photos, 25 % of each batch
                       (``--real-train``, ``--real-fraction``);
+- ``synthetic_flat``  ``synthetic`` with 30 % of scenes in flat material colours (``flat_shading_prob``);
+- ``mixed_flat``      ``mixed`` with the same;
 - ``old_defaults``    ``synthetic`` with the scene defaults used before they were matched to real
                       key statistics (more tiny keys, shorter typical keys, more sensor noise).
 
@@ -49,6 +51,8 @@ VARIANTS = {
     "mixed_motion": {"source": 0.5, "synth": {"cutout_blend_weights": (0.0, 0.0, 1.0, 0.0)}},
     "mixed_poisson": {"source": 0.5, "synth": {"cutout_blend_weights": (0.0, 0.0, 0.0, 1.0)}},
     "mixed_real": {"source": 0.5, "real_fraction": 0.25},
+    "synthetic_flat": {"source": None, "synth": {"flat_shading_prob": 0.3}},
+    "mixed_flat": {"source": 0.5, "synth": {"flat_shading_prob": 0.3}},
     "old_defaults": {"source": None, "synth": {"key_length_typical_range": (0.1, 0.6), "tiny_key_prob": 0.3,
                                                "read_noise_range": (0.3, 6.0)}},
 }

@@ -84,6 +84,8 @@ class SynthConfig:
     ambient_range: tuple = knob((0.75, 1.2), 'global exposure factor of the scene', low=0.05, high=5.0)
     # ---- family: key metal shading
     shading: bool = knob(True, 'shade keys as metal (relief, specular highlights); false draws flat material colour')
+    flat_shading_prob: float = knob(0.0, 'share of scenes drawn in flat material colours, keys and every other object '
+                                    'alike (domain randomization: outline, not shading, tells a key)', low=0, high=1)
     # ---- family: shadows
     shadows: bool = knob(True, 'cast and contact shadows under keys and objects')
     shadow_prob: float = knob(0.85, 'share of keys casting a shadow', low=0, high=1)

@@ -116,7 +116,7 @@ class SampleRenderer:
         return self._camera
 
     # ------------------------------------------------------------------ pieces
-    def _key_layer(self, rng, L, angle, light, env, S, bank_seed=None):
+    def _key_layer(self, rng, L, angle, light, env, S, bank_seed=None, shading=True):
         """Render one key of long side L px (any size: tiny keys are rendered larger and shrunk),
         perspective-jitter it; -> (Layer at x0=y0=0, hole_xy in layer px or None, meta).
         With ``bank_seed`` (and a source with ``sample_asset``) the key comes from the asset bank in
@@ -130,12 +130,12 @@ class SampleRenderer:
         A = None  # cut-out px -> nominal (rotated, render-size) frame
         if bank_seed is not None and hasattr(src, "sample_asset"):
             rgba, lab, km, A, (h, w) = src.sample_asset(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env,
-                                                        shading=c.shading, bank_seed=bank_seed,
+                                                        shading=shading, bank_seed=bank_seed,
                                                         bank_size=c.asset_bank_size)
         elif hasattr(src, "sample_layers"):
-            rgba, lab, km = src.sample_layers(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env, shading=c.shading)
+            rgba, lab, km = src.sample_layers(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env, shading=shading)
         else:
-            rgba, km = src.sample(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env, shading=c.shading)
+            rgba, km = src.sample(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env, shading=shading)
             lab = None
         if A is None:
             h, w = rgba.shape[:2]
@@ -275,9 +275,11 @@ class SampleRenderer:
         # averaged, so an area resize, 0.1-0.35 ms, would change nothing visible)
         env = cv2.blur(cv2.resize(bg, (64, 64), interpolation=cv2.INTER_NEAREST), (9, 9))
         env.flags.writeable = False  # read-only: the keys' shading memoises its planar version by identity
+        # domain randomization of the look: some scenes are drawn in flat material colours
+        shading = c.shading and not (c.flat_shading_prob > 0 and child_rng(seed, "look").random() < c.flat_shading_prob)
         return Scene(seed=seed, index=int(index), run_seed=int(run_seed), size=S, bank_seed=bank_seed,
                      background=bg_meta, light_angles=(az, el), light=light, r_light=r_light, env=env,
-                     canvas=Canvas(bg))
+                     canvas=Canvas(bg), shading=bool(shading))
 
     def _place_keys(self, sc: "Scene", r_lay, r_keys) -> None:
         """Render the layout's keys and place each by its layout kind (:mod:`synth.layout`)."""
@@ -286,7 +288,7 @@ class SampleRenderer:
         for k in range(layout.n):
             L, angle, phi = key_length_and_angle(r_lay, layout, k, S, delta)
             layer, hole, km = self._key_layer(r_keys, L, angle, sc.light, sc.env, S,
-                                              sc.bank_seed if c.asset_bank_size > 0 else None)
+                                              sc.bank_seed if c.asset_bank_size > 0 else None, sc.shading)
             h, w = layer.alpha.shape
             hx, hy, bx, by = blade_frame(w, h, hole, angle, L)
             if layout.mode == "cluster":
@@ -314,15 +316,15 @@ class SampleRenderer:
             ang_d = uniform(r_neg, 0, 360)
             # the scene's env (like keys): consistent reflections, and no per-object synthetic room
             if fn is fallback_distractor:
-                rgba, dm = fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=sc.light, shading=c.shading)
+                rgba, dm = fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=sc.light, shading=sc.shading)
                 lay = rgba_to_layer(rgba)
             elif sc.bank_seed is not None and c.distractor_bank_size > 0:  # cached geometry, re-lit; one warp
                 rgba, dm, A, out_hw = asset_fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=sc.light,
-                                               shading=c.shading, env=sc.env, bank_seed=sc.bank_seed,
+                                               shading=sc.shading, env=sc.env, bank_seed=sc.bank_seed,
                                                bank_size=c.distractor_bank_size)
                 lay = warp_layer(rgba_to_layer(rgba), A, out_hw)
             else:
-                rgba, dm = fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=sc.light, shading=c.shading,
+                rgba, dm = fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=sc.light, shading=sc.shading,
                               env=sc.env)
                 lay = rgba_to_layer(rgba)
             hh, ww = lay.alpha.shape
@@ -341,10 +343,10 @@ class SampleRenderer:
             ctr_r = np.array(sc.layout.ring["centre"])
             hole_dir = (np.array(first.hole) - ctr_r)
             hole_dir = hole_dir / (np.linalg.norm(hole_dir) or 1)
-            rings = [key_ring_layers(r_ring, first.hole, tuple(hole_dir), first.length_px, sc.light, c.shading,
+            rings = [key_ring_layers(r_ring, first.hole, tuple(hole_dir), first.length_px, sc.light, sc.shading,
                                      radius=sc.layout.ring["radius"])]
         else:
-            rings = [key_ring_layers(r_ring, key.hole, key.blade_dir, key.length_px, sc.light, c.shading)
+            rings = [key_ring_layers(r_ring, key.hole, key.blade_dir, key.length_px, sc.light, sc.shading)
                      for key in sc.keys if r_ring.random() < c.key_ring_prob and key.meta.get("hole_xy") is not None]
         for under, over, rm in rings:
             sc.rings_under.append(under)
@@ -365,7 +367,7 @@ class SampleRenderer:
                     tip = (xs[j] + lay.x0, ys[j] + lay.y0)
                     t = uniform(r_occ, 0, 2 * math.pi)
                     width = max(3.0, L * uniform(r_occ, 0.22, 0.45))
-                    fl, fm = finger_layer(r_occ, tip, (math.cos(t), math.sin(t)), width, 1.5 * S, sc.light, c.shading, (S, S))
+                    fl, fm = finger_layer(r_occ, tip, (math.cos(t), math.sin(t)), width, 1.5 * S, sc.light, sc.shading, (S, S))
                     sc.tops.append(fl)
                     sc.occ_meta.append({"type": "finger", "tip": [float(tip[0]), float(tip[1])], "dir_rad": t, **fm})
         if sc.keys and r_occ.random() < c.blob_occluder_prob:
@@ -373,7 +375,7 @@ class SampleRenderer:
             hh, ww = key.layer.alpha.shape
             ctr = (key.layer.x0 + ww * uniform(r_occ, 0, 1), key.layer.y0 + hh * uniform(r_occ, 0, 1))
             rad = key.length_px * uniform(r_occ, 0.2, 0.6)
-            bl, bm = blob_layer(r_occ, ctr, rad, sc.light, c.shading)
+            bl, bm = blob_layer(r_occ, ctr, rad, sc.light, sc.shading)
             sc.tops.append(bl)
             sc.occ_meta.append({"type": "blob", "centre": list(ctr), **bm})
 
@@ -460,6 +462,7 @@ class Scene:
     r_light: object
     env: np.ndarray
     canvas: Canvas
+    shading: bool = True
     layout: Layout | None = None
     keys: list = dataclasses.field(default_factory=list)
     under_d: list = dataclasses.field(default_factory=list)
@@ -484,7 +487,8 @@ class Scene:
                          "shadow": self.shadow_meta[k - 1]})
         az, el = self.light_angles
         return {"seed": self.seed, "index": self.index, "run_seed": self.run_seed, "size": self.size,
-                "background": self.background, "light": {"azimuth_deg": az, "elevation_deg": el, "dir": list(self.light)},
+                "background": self.background, "shading": self.shading,
+                "light": {"azimuth_deg": az, "elevation_deg": el, "dir": list(self.light)},
                 "mode": self.layout.mode, "key_scale": self.layout.scale, "illumination": self.illumination,
                 "camera": self.camera, "keys": keys, "n_keys_visible": len(visible), "negatives": self.neg_meta,
                 "occluders": self.occ_meta, "ring": self.layout.ring}

@@ -103,6 +103,21 @@ def test_family_switches_change_only_their_part():
     assert b["image"].astype(int).sum() < a2["image"].astype(int).sum()
 
 
+def test_flat_shading_prob_draws_flat_scenes():
+    """A flat scene is exactly the ``shading=False`` rendering of the same sample;
+    the share of flat scenes follows ``flat_shading_prob``; meta records the draw."""
+    cfg = dict(size=96, backgrounds="procedural")
+    always = SampleRenderer(SynthConfig(flat_shading_prob=1.0, **cfg))
+    flat = SampleRenderer(SynthConfig(shading=False, **cfg))
+    shaded = SampleRenderer(SynthConfig(**cfg))
+    for i in range(3):
+        a, f, s = always.render(i, 2), flat.render(i, 2), shaded.render(i, 2)
+        assert np.array_equal(a["image"], f["image"]) and np.array_equal(a["mask"], f["mask"])
+        assert a["meta"]["shading"] is False and s["meta"]["shading"] is True
+    half = SampleRenderer(SynthConfig(flat_shading_prob=0.5, **cfg))
+    n_flat = sum(not half.render(i, 3)["meta"]["shading"] for i in range(60))
+    assert 15 <= n_flat <= 45  # Binomial(60, 0.5): 30 +- 3.9 sd
+
 @pytest.mark.parametrize("size", [64, 256])
 def test_default_sources_render(size):
     """Default config with the real key renderer (synth.keys) and default backgrounds."""
