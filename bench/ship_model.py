@@ -64,24 +64,70 @@ def cross_calibrated(probs: dict, samples) -> tuple[list[dict], list[dict]]:
     return rows, folds
 
 
+def fold_figures(fold_runs: str, samples, strategy: str) -> tuple[list[dict], list[dict]]:
+    """Per-photo metrics of a model trained on cut-outs of ``samples``: each photo group is scored by
+    the same recipe trained without that group's photos (``FOLD_RUNS/<group>/checkpoints/last.pt``,
+    as ``bench/copy_paste_folds.py`` writes them), with ``strategy`` at that fold model's own
+    synthetic-validation threshold, so no photo is scored by a model that saw its key or a setting
+    tuned on it.
+
+    Raises:
+        FileNotFoundError: a fold's checkpoint is missing (the message names it).
+    """
+    from real_eval.folds import grouped_folds
+    from real_eval.metrics import image_metrics
+    from real_eval.model_io import load_checkpoint
+    from real_eval.strategies import predict_probs
+
+    rows, folds = [], []
+    for group, held, _rest in grouped_folds([s.name for s in samples]):
+        ckpt = Path(fold_runs) / group / "checkpoints" / "last.pt"
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"fold checkpoint {ckpt} is missing: train the recipe without the photos of "
+                                    f"group {group!r} first (bench/copy_paste_folds.py)")
+        model, spec = load_checkpoint(ckpt)
+        thr = float(spec.get("threshold", 0.5))
+        for s in samples:
+            if s.name in held:
+                prob = predict_probs(model, spec, s.image, strategy=strategy)
+                rows.append({"name": s.name, **image_metrics(prob >= thr, s.mask)})
+        folds.append({"held_out": group, "threshold": thr, "strategy": strategy, "checkpoint": str(ckpt)})
+    rows.sort(key=lambda r: r["name"])
+    return rows, folds
+
+
 def _card(info: dict, per_photo: list[dict], table: dict) -> str:
     f = info["figures"]
     cc = f["cross_calibrated"]
+    folds = f.get("method") == "grouped folds"
+    spec = info["model_spec"]
+    decided = (f"read off the training run's {info['calibration']['n_images']} synthetic validation samples "
+               "(no real photo)" if folds else
+               f"calibrated on the {info['calibration']['n_images']} photos below (mean IoU over photos)")
+    data = (f"keysynth samples: {info['training']['keys']}, composited over the background photos named in the "
+            "training command, with shadows, occluders, distractors and a camera chain. The cut-outs were made "
+            "(`keysynth cutouts`) from the photos the figures below are measured on, so those figures come from "
+            "grouped folds; `keysynth eval` refuses to score this model on them." if folds else
+            f"Only keysynth samples: {info['training']['keys']}, composited over the background photos named in "
+            "the training command, with shadows, occluders, distractors and a camera chain. "
+            "No photo of a key was used for training.")
+    method = ("grouped folds: each photo is scored by the same recipe trained without the cut-outs of its key "
+              "(the frames of one video are one key), with the shipped strategy at that fold model's own "
+              "synthetic threshold, so no photo is scored by a model that saw its key or by a setting tuned on it"
+              if folds else
+              "grouped cross-calibration (threshold and strategy picked on the other photo groups, so no photo is "
+              "scored with a setting tuned on itself)")
     lines = [
-        "# keysynth-unet: key segmentation trained on synthetic data only", "",
+        "# keysynth-unet: key segmentation trained on keysynth samples", "",
         "A U-Net that marks the metal of physical keys (house, padlock, car keys) in ordinary photos: "
         "a per-pixel probability, thresholded into a mask. Load it with `keysynth predict PHOTOS --out DIR` "
         "(the default model), `real_eval.model_io.load_checkpoint(None)`, or `smp.from_pretrained` on this folder.", "",
         "## Model", "",
-        f"- {info['model_spec']['arch']} with a {info['model_spec']['encoder_name']} encoder (no pretrained weights), "
-        f"decoder width {info['model_spec']['decoder_width']}, input {info['model_spec']['image_size']} px, "
+        f"- {spec['arch']} with a {spec['encoder_name']} encoder (no pretrained weights), "
+        f"decoder width {spec['decoder_width']}, input {spec['image_size']} px, "
         "ImageNet mean/std normalisation; weights stored as float16 safetensors.",
-        f"- Inference: strategy `{info['strategy']}`, threshold {info['threshold']:.2f}, calibrated on the "
-        f"{info['calibration']['n_images']} photos below (mean IoU over photos).", "",
-        "## Training data", "",
-        f"Only keysynth samples: {info['training']['keys']}, composited over the background photos named in "
-        "the training command, with shadows, occluders, distractors and a camera chain. "
-        "No photo of a key was used for training.", "",
+        f"- Inference: strategy `{info['strategy']}`, threshold {info['threshold']:.2f}, {decided}.", "",
+        "## Training data", "", data, "",
         f"- Command: `{info['training']['command']}`",
         f"- Git commit: `{info['training']['commit']}`; CPU time: {info['training']['cpu_hours']} CPU-hours "
         "(2-core CPU, no GPU).",
@@ -89,18 +135,19 @@ def _card(info: dict, per_photo: list[dict], table: dict) -> str:
         "`--real-dir` in the command only logs real-photo figures during training.",
         "- Full train and synth configs: `keysynth.json` (`training`).", "",
         "## Figures on real photos", "",
-        f"Set: `{info['calibration']['set']}` ({len(per_photo)} photos; hand-made masks). Reported: "
-        "grouped cross-calibration (threshold and strategy picked on the other photo groups, so no photo is "
-        "scored with a setting tuned on itself); 95% bootstrap intervals over photos.", "",
+        f"Set: `real_keys_dev` ({len(per_photo)} photos; hand-made masks). Reported: {method}; "
+        "95% bootstrap intervals over photos.", "",
         "| metric | mean over photos [95% CI] |", "|---|---|",
     ]
     lines += [f"| {k} | {v['mean']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}] |" for k, v in cc.items()]
-    lines += ["", "By strategy at threshold 0.5 (no calibration):", "",
-              "| strategy | mean IoU [95% CI] | mean Dice | mean boundary F1 |", "|---|---|---|---|"]
+    if table:
+        lines += ["", "By strategy at threshold 0.5 (no calibration):", "",
+                  "| strategy | mean IoU [95% CI] | mean Dice | mean boundary F1 |", "|---|---|---|---|"]
     for name, s in table.items():
         lines.append(f"| {name} | {s['iou']['mean']:.3f} [{s['iou']['ci95'][0]:.3f}, {s['iou']['ci95'][1]:.3f}] "
                      f"| {s['dice']['mean']:.3f} | {s['boundary_f1']['mean']:.3f} |")
-    lines += ["", "Per photo (cross-calibrated):", "", "| photo | IoU | Dice | boundary F1 |", "|---|---|---|---|"]
+    lines += ["", f"Per photo ({'grouped folds' if folds else 'cross-calibrated'}):", "",
+              "| photo | IoU | Dice | boundary F1 |", "|---|---|---|---|"]
     lines += [f"| {r['name']} | {r['iou']:.3f} | {r['dice']:.3f} | {r['boundary_f1']:.3f} |" for r in per_photo]
     lines += ["", "## Failure cases", "",
               "Seen on the overlays of these photos (`keysynth eval --real DIR --out D` writes them to "
@@ -119,20 +166,59 @@ def _card(info: dict, per_photo: list[dict], table: dict) -> str:
               "- Not measured beyond this small set: the interval above is wide. Expect misses on very blurred "
               "or tiny keys, confusion with other shiny metal (rings, coins, clips, key-shaped tags), and "
               "coloured plastic key heads marked partly as key or not at all (the labels count metal only).",
-              "- Trained from scratch at low resolution on a CPU budget: outlines are coarse (see boundary F1).",
+              "- Trained without pretrained weights, at low resolution, on a CPU budget: outlines are coarse (see boundary F1).",
               "- Retrain it on your own keys: the command above, with `--key-source procedural:0.5,CUTOUTS:0.5` "
               "for cut-outs made by `keysynth cutouts` from your annotated photos.", ""]
     return "\n".join(lines)
 
 
+def _honest_figures(model, spec, samples, args) -> tuple[dict, dict, list[dict]]:
+    """``(figures, decision, per_photo)`` for the chosen protocol: grouped cross-calibration of a
+    model that never saw these photos, or the fold models of one trained on their cut-outs."""
+    from real_eval.calibrate import calibrate_probs, content_hashes, predict_all
+    from real_eval.strategies import STRATEGIES
+
+    if args.fold_runs:
+        per_photo, folds = fold_figures(args.fold_runs, samples, args.strategy)
+        figures = {"method": "grouped folds", "cross_calibrated": _summary(per_photo), "folds": folds, "at_0.5": {}}
+        cal = dict(spec.get("calibration") or {"set": "synthetic validation", "mean_iou": None})
+        decision = {"threshold": float(spec.get("threshold", 0.5)), "strategy": args.strategy,
+                    "calibration": {"set": cal.get("set"), "n_images": int(args.val_size), "mean_iou": cal.get("mean_iou"),
+                                    "table": [], "hashes": []}}
+    else:
+        probs = predict_all(model, spec, samples, STRATEGIES, progress=True)
+        table = {name: _summary(metrics_at(probs, samples, name, 0.5)) for name in STRATEGIES}
+        for name, t in table.items():
+            print(f"{name:>15s} @0.5: mean IoU {t['iou']['mean']:.3f} {t['iou']['ci95']}")
+        per_photo, folds = cross_calibrated(probs, samples)
+        figures = {"method": "grouped cross-calibration", "cross_calibrated": _summary(per_photo), "folds": folds,
+                   "at_0.5": table}
+        cal = calibrate_probs(probs, [s.mask for s in samples])
+        decision = {"threshold": cal["threshold"], "strategy": cal["strategy"],
+                    "calibration": {"set": Path(args.real).name, "n_images": len(samples), "mean_iou": cal["mean_iou"],
+                                    "table": cal["table"], "hashes": sorted(content_hashes(samples))}}
+    figures["per_photo"] = [{k: round(float(r[k]), 4) for k in ("iou", "dice", "boundary_f1")} | {"name": r["name"]}
+                            for r in per_photo]
+    print(f"{figures['method']}:", json.dumps(figures["cross_calibrated"]))
+    return figures, decision, per_photo
+
+
+def _cutout_source_hashes(cutouts: str | None) -> list[str]:
+    """Content hashes of the photos a cut-out folder was made from (its ``cutouts.jsonl``)."""
+    if not cutouts:
+        return []
+    from synth.cutouts import read_cutout_index
+
+    return sorted({str(r["source_hash"]) for r in read_cutout_index(Path(cutouts)) if r.get("source_hash")})
+
+
 def main(argv: list[str] | None = None) -> int:
     import cv2
 
-    from real_eval.calibrate import calibrate_probs, content_hashes, predict_all
     from real_eval.dataset import load_real_set
     from real_eval.evaluate import make_overlay
     from real_eval.model_io import load_checkpoint, read_checkpoint, save_model_dir
-    from real_eval.strategies import STRATEGIES, predict_probs
+    from real_eval.strategies import predict_probs
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True)
@@ -142,6 +228,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpu-hours", type=float, required=True)
     p.add_argument("--commit", default=None, help="git commit of the code that trained it (default: HEAD)")
     p.add_argument("--keys", default="procedural keys", help="what the keys of the training samples were")
+    p.add_argument("--fold-runs", default=None, metavar="DIR",
+                   help="the model was trained on cut-outs of --real: DIR/<group>/checkpoints/last.pt are the same "
+                        "recipe trained without each group's photos; the figures come from them")
+    p.add_argument("--cutouts", default=None, metavar="DIR",
+                   help="with --fold-runs: the cut-out folder of the training run (its source photos are recorded, "
+                        "so `keysynth eval` refuses to score the model on them)")
+    p.add_argument("--strategy", default="tiles", help="with --fold-runs: the inference strategy shipped (default tiles)")
+    p.add_argument("--val-size", type=int, default=32, help="with --fold-runs: synthetic validation samples of the run")
     p.add_argument("--overlays", default=str(ROOT / "runs" / "ship_overlays"),
                    help="folder for the overlay images (kept out of the model folder)")
     args = p.parse_args(argv)
@@ -150,26 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     ckpt = read_checkpoint(args.checkpoint)
     model = model.half().float()  # what the float16 file will hold
     samples = load_real_set(args.real)
-    probs = predict_all(model, spec, samples, STRATEGIES, progress=True)
-    table = {}
-    for name in STRATEGIES:
-        table[name] = _summary(metrics_at(probs, samples, name, 0.5))
-        print(f"{name:>15s} @0.5: mean IoU {table[name]['iou']['mean']:.3f} {table[name]['iou']['ci95']}")
-    per_photo, folds = cross_calibrated(probs, samples)
-    figures = {"cross_calibrated": _summary(per_photo), "folds": folds, "at_0.5": table,
-               "per_photo": [{k: round(float(r[k]), 4) for k in ("iou", "dice", "boundary_f1")} | {"name": r["name"]}
-                             for r in per_photo]}
-    print("cross-calibrated:", json.dumps(figures["cross_calibrated"]))
-    cal = calibrate_probs(probs, [s.mask for s in samples])
-    cal.update(hashes=sorted(content_hashes(samples)), n_images=len(samples))
+    figures, decision, per_photo = _honest_figures(model, spec, samples, args)
     commit = args.commit or subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                            cwd=ROOT).stdout.strip()
-    info = {"threshold": cal["threshold"], "strategy": cal["strategy"],
-            "calibration": {"set": Path(args.real).name, "n_images": cal["n_images"], "mean_iou": cal["mean_iou"],
-                            "table": cal["table"], "hashes": cal["hashes"]},
+    info = {**decision,
             "training": {"command": args.command, "commit": commit, "cpu_hours": args.cpu_hours, "keys": args.keys,
-                         "steps": int(ckpt.get("step", 0)), "checkpoint": Path(args.checkpoint).name, "train_config": ckpt.get("config"),
-                         "synth_config": ckpt.get("synth_config")},
+                         "steps": int(ckpt.get("step", 0)), "checkpoint": Path(args.checkpoint).name,
+                         "cutout_source_hashes": _cutout_source_hashes(args.cutouts),
+                         "train_config": ckpt.get("config"), "synth_config": ckpt.get("synth_config")},
             "figures": figures}
     clean = {k: v for k, v in spec.items() if k not in ("threshold", "strategy", "calibration", "source")}
     out = save_model_dir(model.half(), clean, args.out, info)
@@ -183,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         prob = predict_probs(loaded, lspec, s.image, strategy=lspec["strategy"])
         ov = make_overlay(s.image, s.mask, prob >= lspec["threshold"], max_side=480)
         cv2.imwrite(str(overlays / f"{s.name}.jpg"), ov[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
-    (out / "README.md").write_text(_card(info | {"model_spec": clean}, per_photo, table), encoding="utf-8")
+    (out / "README.md").write_text(_card(info | {"model_spec": clean}, per_photo, figures["at_0.5"]), encoding="utf-8")
     print(f"wrote {out} ({sum(f.stat().st_size for f in out.rglob('*') if f.is_file()) / 1e6:.1f} MB)")
     return 0
 

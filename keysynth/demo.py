@@ -285,6 +285,8 @@ def _shipped_model_lines(sets: dict[str, list], results: dict[str, dict], device
                              strategy=spec.get("strategy", "coarse-to-fine"), n_boot=200)
         cal = (spec.get("calibration") or {}).get("hashes") or []
         note = " (calibrated on some of these photos: optimistic)" if check_disjoint(samples, cal, "", allow=True) else ""
+        if check_disjoint(samples, spec.get("cutout_source_hashes") or [], "", allow=True):
+            note = " (trained on cut-outs of some of these photos: optimistic)"
         for who, r in (("demo", results[name]), ("shipped" + note, res)):
             m = r["overall"]["mean"]
             lines.append(f"| {name} | {who} | {m['iou']:.3f} | {m['dice']:.3f} | {m['boundary_f1']:.3f} |")

@@ -55,7 +55,7 @@ def check_disjoint(samples: Sequence, hashes: dict[str, str] | Sequence[str], wh
     names = hashes if isinstance(hashes, dict) else {h: "?" for h in hashes}
     shared = [(s.name, names[h]) for s in samples if (h := content_hash(s.image)) in names]
     if shared and not allow:
-        first = ", ".join(f"{a} (= {b})" for a, b in shared[:3])
+        first = ", ".join(a if b == "?" else f"{a} (= {b})" for a, b in shared[:3])
         raise OverlapError(f"{len(shared)} evaluation photo(s) are also in {what}: {first}; evaluate on other "
                            f"photos, or pass --allow-overlap to score them anyway (the figure is then optimistic)")
     return [a for a, _ in shared]

@@ -96,6 +96,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         shared = check_disjoint(samples, cal["hashes"], "the model's calibration set", allow=args.allow_overlap)
         if shared:
             print(f"warning: {len(shared)} photo(s) were used to calibrate this model: {', '.join(shared[:5])}")
+    if spec.get("cutout_source_hashes"):
+        shared = check_disjoint(samples, spec["cutout_source_hashes"], "the photos this model's training cut-outs "
+                                "were made from", allow=args.allow_overlap)
+        if shared:
+            print(f"warning: this model was trained on cut-outs of {len(shared)} of these photos: {', '.join(shared[:5])}")
     title = f"{Path(args.checkpoint).name if args.checkpoint else 'shipped model'} on {Path(args.real).name}"
     res = evaluate_model(model, spec, samples, device=device, threshold=args.threshold, strategy=args.strategy,
                          out_dir=args.out, progress=not args.quiet, title=title, boundary_tol_px=args.boundary_tol_px,

@@ -262,7 +262,8 @@ def load_checkpoint(path: str | Path | None = None, device: str = "cpu"):
     ``path`` is a keysynth ``.pt`` checkpoint, a model folder (:func:`save_model_dir`), or
     ``None`` for :func:`shipped_model_dir`. The spec also carries the calibrated ``threshold``,
     ``strategy`` and ``calibration`` (set size, content hashes) when the model has them, and a
-    folder's spec its ``source``.
+    folder's spec its ``source`` and, for a model trained on real cut-outs, the content hashes of
+    the photos they came from (``cutout_source_hashes``).
 
     Raises:
         FileNotFoundError / ValueError: see :func:`read_checkpoint` and :func:`read_model_info`.
@@ -278,6 +279,9 @@ def load_checkpoint(path: str | Path | None = None, device: str = "cpu"):
                 spec[key] = info[key]
         spec["source"] = str(path)
         spec["encoder_weights"] = None
+        trained_on = (info.get("training") or {}).get("cutout_source_hashes")
+        if trained_on:  # photos its training cut-outs came from: never an honest evaluation set
+            spec["cutout_source_hashes"] = [str(h) for h in trained_on]
         model = build_model(spec)
         try:
             model.load_state_dict(load_file(str(path / "model.safetensors"), device=str(device)))

@@ -141,6 +141,23 @@ def test_calibrate_command_writes_the_model_and_eval_refuses_the_calibration_pho
     assert (tmp_path / "ev" / "metrics.json").is_file()
 
 
+def test_eval_refuses_the_photos_a_model_was_trained_on_as_cut_outs(tmp_path):
+    real = tmp_path / "real"
+    (real / "images").mkdir(parents=True)
+    (real / "masks").mkdir()
+    samples = red_samples()
+    for s in samples:
+        cv2.imwrite(str(real / "images" / f"{s.name}.png"), s.image[:, :, ::-1])
+        cv2.imwrite(str(real / "masks" / f"{s.name}.png"), s.mask * 255)
+    d, _, _ = _model_dir(tmp_path, training={"cutout_source_hashes": [content_hash(samples[2].image)]})
+    assert load_checkpoint(d)[1]["cutout_source_hashes"] == [content_hash(samples[2].image)]
+    ev = argparse.Namespace(checkpoint=str(d), real=str(real), out=str(tmp_path / "ev"), strategy=None, threshold=None,
+                            allow_overlap=False, format=None, classes=None, boundary_tol_px=None,
+                            boundary_tol_frac=0.008, n_boot=10, seed=0, device="cpu", quiet=True)
+    with pytest.raises(OverlapError, match=r"cut-outs were made from: r2;"):
+        commands.cmd_eval(ev)
+
+
 def test_shipped_model_default_and_its_message(tmp_path, monkeypatch):
     monkeypatch.setenv("KEYSYNTH_MODEL", str(tmp_path / "none"))
     with pytest.raises(FileNotFoundError, match="--checkpoint"):
