@@ -150,15 +150,7 @@ def predict_tiles(
             tile_size < 1, or a model output that is not (N, 1, t, t).
     """
     image = check_image(image)
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if not 0.0 <= float(overlap) < 1.0:
-        raise ValueError(f"overlap must be in [0, 1) (a fraction of the tile), got {overlap}")
-    if not float(tile_scale) > 0.0:
-        raise ValueError(f"tile_scale must be > 0 (1.0 = native resolution), got {tile_scale}")
-    t = int(tile_size if tile_size is not None else model_spec["image_size"])
-    if t < 1:
-        raise ValueError(f"tile_size must be >= 1 px, got {tile_size}")
+    t = _check_tile_args(model_spec, batch_size, tile_size, overlap, tile_scale)
     s = max(1, int(round(t / float(tile_scale))))  # window side in photo px
     h, w = image.shape[:2]
     ys, xs = tile_starts(h, s, overlap), tile_starts(w, s, overlap)
@@ -169,26 +161,9 @@ def predict_tiles(
     jobs = [(int(y), int(x)) for y in ys for x in xs]
     for b0 in range(0, len(jobs), int(batch_size)):
         chunk = jobs[b0: b0 + int(batch_size)]
-        batch = np.zeros((len(chunk), t, t, 3), np.uint8)
-        for k, (y, x) in enumerate(chunk):
-            crop = image[y: y + s, x: x + s]
-            if s == t:
-                batch[k, : crop.shape[0], : crop.shape[1]] = crop
-            else:
-                padded = np.zeros((s, s, 3), np.uint8)
-                padded[: crop.shape[0], : crop.shape[1]] = crop
-                interp = cv2.INTER_AREA if s > t else cv2.INTER_LINEAR
-                batch[k] = cv2.resize(padded, (t, t), interpolation=interp)
-        logits = model_logits(model, model_spec, batch, device)
-        for k, (y, x) in enumerate(chunk):
-            lg = logits[k]
-            if s != t:
-                lg = cv2.resize(lg, (s, s), interpolation=cv2.INTER_LINEAR)
-            vh, vw = min(s, h - y), min(s, w - x)
-            lg = lg[:vh, :vw]
-            lg *= win2d[:vh, :vw]
-            out[y: y + vh, x: x + vw] += lg
-        del batch, logits
+        logits = model_logits(model, model_spec, _tile_batch(image, chunk, s, t), device)
+        _add_weighted_logits(out, logits, chunk, s, win2d)
+        del logits
 
     wy = _window_sum(ys, win, h).astype(np.float32)
     wx = _window_sum(xs, win, w).astype(np.float32)
@@ -199,3 +174,48 @@ def predict_tiles(
         band /= wx[None, :]
         _sigmoid_inplace(band)
     return out
+
+
+def _check_tile_args(model_spec: dict[str, Any], batch_size, tile_size, overlap, tile_scale) -> int:
+    """Validate :func:`predict_tiles`' options; returns the model input side t in px."""
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not 0.0 <= float(overlap) < 1.0:
+        raise ValueError(f"overlap must be in [0, 1) (a fraction of the tile), got {overlap}")
+    if not float(tile_scale) > 0.0:
+        raise ValueError(f"tile_scale must be > 0 (1.0 = native resolution), got {tile_scale}")
+    t = int(tile_size if tile_size is not None else model_spec["image_size"])
+    if t < 1:
+        raise ValueError(f"tile_size must be >= 1 px, got {tile_size}")
+    return t
+
+
+def _tile_batch(image: np.ndarray, chunk: list[tuple[int, int]], s: int, t: int) -> np.ndarray:
+    """uint8 (N, t, t, 3): the s x s photo windows at ``chunk``'s (y, x) corners, zero-padded where
+    they overhang the photo, resized to the model side t (INTER_AREA down, INTER_LINEAR up)."""
+    batch = np.zeros((len(chunk), t, t, 3), np.uint8)
+    for k, (y, x) in enumerate(chunk):
+        crop = image[y: y + s, x: x + s]
+        if s == t:
+            batch[k, : crop.shape[0], : crop.shape[1]] = crop
+        else:
+            padded = np.zeros((s, s, 3), np.uint8)
+            padded[: crop.shape[0], : crop.shape[1]] = crop
+            interp = cv2.INTER_AREA if s > t else cv2.INTER_LINEAR
+            batch[k] = cv2.resize(padded, (t, t), interpolation=interp)
+    return batch
+
+
+def _add_weighted_logits(out: np.ndarray, logits: np.ndarray, chunk: list[tuple[int, int]], s: int,
+                         win2d: np.ndarray) -> None:
+    """Add each tile's logits (resized back to its s x s window), weighted by the 2-D Hann window,
+    into the accumulator ``out`` (H, W) in place, cropped where the window overhangs the photo."""
+    h, w = out.shape
+    for k, (y, x) in enumerate(chunk):
+        lg = logits[k]
+        if lg.shape[0] != s:
+            lg = cv2.resize(lg, (s, s), interpolation=cv2.INTER_LINEAR)
+        vh, vw = min(s, h - y), min(s, w - x)
+        lg = lg[:vh, :vw]
+        lg *= win2d[:vh, :vw]
+        out[y: y + vh, x: x + vw] += lg
