@@ -135,7 +135,7 @@ def _card(info: dict, per_photo: list[dict], table: dict) -> str:
         "`--real-dir` in the command only logs real-photo figures during training.",
         "- Full train and synth configs: `keysynth.json` (`training`).", "",
         "## Figures on real photos", "",
-        f"Set: `real_keys_dev` ({len(per_photo)} photos; hand-made masks). Reported: {method}; "
+        f"Set: `{f['set']}` ({len(per_photo)} photos; hand-made masks). Reported: {method}; "
         "95% bootstrap intervals over photos.", "",
         "| metric | mean over photos [95% CI] |", "|---|---|",
     ]
@@ -197,6 +197,7 @@ def _honest_figures(model, spec, samples, args) -> tuple[dict, dict, list[dict]]
         decision = {"threshold": cal["threshold"], "strategy": cal["strategy"],
                     "calibration": {"set": Path(args.real).name, "n_images": len(samples), "mean_iou": cal["mean_iou"],
                                     "table": cal["table"], "hashes": sorted(content_hashes(samples))}}
+    figures["set"] = Path(args.real).name
     figures["per_photo"] = [{k: round(float(r[k]), 4) for k in ("iou", "dice", "boundary_f1")} | {"name": r["name"]}
                             for r in per_photo]
     print(f"{figures['method']}:", json.dumps(figures["cross_calibrated"]))

@@ -9,9 +9,9 @@ as the documented NumPy reference and tested against this kernel).
 
 Per-pixel inputs are 16-bit fixed point (``value = int16 code * scale``, one scale per kind of
 input: :data:`Q_UNIT`, :data:`Q_TEXTURE`, :data:`Q_CAVITY`), the form a cached
-:class:`~synth.keys.render.Relief` stores (:func:`quantize`). Decoding is one multiply; the former
-float16 storage needed a 256 KB lookup table whose cache misses made the kernel ~1.5x slower on
-the small, scattered objects of a scene, and fixed point is also the more precise of the two for
+:class:`~synth.keys.render.Relief` stores (:func:`quantize`). Decoding is one multiply; float16
+storage would need a 256 KB lookup table whose cache misses make the kernel ~1.5x slower on the
+small, scattered objects of a scene, and fixed point is also the more precise of the two for
 normals (3e-5 against float16's 5e-4 near 1). An absent optional array is a length-0 array.
 """
 
