@@ -101,7 +101,7 @@ def _card(info: dict, per_photo: list[dict], table: dict) -> str:
     cc = f["cross_calibrated"]
     folds = f.get("method") == "grouped folds"
     spec = info["model_spec"]
-    decided = (f"read off the training run's {info['calibration']['n_images']} synthetic validation samples "
+    decided = (f"read off the training run's {info['calibration'].get('n_samples')} synthetic validation samples "
                "(no real photo)" if folds else
                f"calibrated on the {info['calibration']['n_images']} photos below (mean IoU over photos)")
     data = (f"keysynth samples: {info['training']['keys']}, composited over the background photos named in the "
@@ -183,8 +183,8 @@ def _honest_figures(model, spec, samples, args) -> tuple[dict, dict, list[dict]]
         figures = {"method": "grouped folds", "cross_calibrated": _summary(per_photo), "folds": folds, "at_0.5": {}}
         cal = dict(spec.get("calibration") or {"set": "synthetic validation", "mean_iou": None})
         decision = {"threshold": float(spec.get("threshold", 0.5)), "strategy": args.strategy,
-                    "calibration": {"set": cal.get("set"), "n_images": int(args.val_size), "mean_iou": cal.get("mean_iou"),
-                                    "table": [], "hashes": []}}
+                    "calibration": {"set": cal.get("set"), "n_images": 0, "n_samples": int(args.val_size),
+                                    "mean_iou": cal.get("mean_iou"), "table": [], "hashes": []}}
     else:
         probs = predict_all(model, spec, samples, STRATEGIES, progress=True)
         table = {name: _summary(metrics_at(probs, samples, name, 0.5)) for name in STRATEGIES}

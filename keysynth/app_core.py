@@ -358,8 +358,9 @@ def figures_markdown(figures: Any, max_items: int = 40) -> str:
         cc = figures["cross_calibrated"]
         items = [f"{_fmt(k)} **{v['mean']:.3f}** [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"
                  for k, v in cc.items() if isinstance(v, dict) and "mean" in v and "ci95" in v]
-        return ("**Real-photo figures** (mean over photos, threshold and strategy calibrated on other photos; "
-                "see the model card): " + " · ".join(items))
+        how = ("each photo scored by the same recipe trained without its key's cut-outs"
+               if figures.get("method") == "grouped folds" else "threshold and strategy calibrated on other photos")
+        return f"**Real-photo figures** (mean over photos, {how}; see the model card): " + " · ".join(items)
     rows = _flatten(figures)
     items = [f"{_fmt(k)} **{_fmt(v)}**" for k, v in rows[:max_items]]
     if len(rows) > max_items:

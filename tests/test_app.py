@@ -474,3 +474,12 @@ def test_write_docs_screenshots(model_dir, tmp_path):
             drv.quit()
     for name in ("segment", "generator", "evaluate"):
         assert (ROOT / "docs" / f"app_{name}.png").stat().st_size < 300_000
+
+
+def test_model_figures_say_how_they_were_measured():
+    from keysynth.app_core import figures_markdown
+
+    cc = {"iou": {"mean": 0.4, "ci95": [0.3, 0.5]}}
+    assert "calibrated on other photos" in figures_markdown({"cross_calibrated": cc})
+    folds = figures_markdown({"method": "grouped folds", "cross_calibrated": cc})
+    assert "trained without its key's cut-outs" in folds and "**0.400** [0.300, 0.500]" in folds
