@@ -5,6 +5,7 @@ synthetic-only checkpoint, so a short CPU budget measures what the variant adds)
 
 - ``synthetic``       procedural keys only (uses no real photo: one run, scored on every photo);
 - ``mixed``           each key is procedural or a real cut-out, 50/50;
+- ``mixed_uncapped``  ``mixed`` with cut-outs enlarged to any drawn length (``cutout_max_upscale`` off);
 - ``cutouts_only``    real cut-outs only;
 - ``mixed_hard``      ``mixed`` with hard-edged pastes only (no feathering, motion or Poisson);
 - ``mixed_no_relight``  ``mixed`` without re-lighting the cut-outs to the scene;
@@ -44,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 VARIANTS = {
     "synthetic": {"source": None},
     "mixed": {"source": 0.5},
+    "mixed_uncapped": {"source": 0.5, "synth": {"cutout_max_upscale": 100.0}},
     "cutouts_only": {"source": 1.0},
     "mixed_hard": {"source": 0.5, "synth": {"cutout_blend_weights": (1.0, 0.0, 0.0, 0.0)}},
     "mixed_no_relight": {"source": 0.5, "synth": {"cutout_relight": False}},

@@ -73,6 +73,9 @@ class SynthConfig:
         're-light photographed cut-outs to the scene (exposure, contrast, colour, lighting gradient)')
     cutout_blend_weights: tuple = knob((0.25, 0.35, 0.2, 0.2),
         'relative weights of the cut-out edge blends: hard, Gaussian-feathered, motion-blurred, Poisson')
+    cutout_max_upscale: float = knob(1.5,
+        'largest enlargement of a photographed cut-out; a key drawn longer is pasted at this scale instead '
+        '(a small cut-out blown up is a blurred blob, not a key)', low=0.1, high=100.0)
     perspective_range: tuple = knob((0.0, 0.15),
         'corner jitter of the projective warp', unit='x key side', low=0.0, high=0.5)
     aspect_jitter_range: tuple = knob((0.85, 1.15), "foreshortening factor of the key's width", low=0.2, high=5.0)

@@ -160,12 +160,15 @@ class FolderCutouts:
         return out
 
     def sample_layers(self, rng: np.random.Generator, *, length_px: float, angle_deg: float, light_dir=None,
-                      env: np.ndarray | None = None, shading: bool = True
+                      env: np.ndarray | None = None, shading: bool = True, max_upscale: float | None = None
                       ) -> tuple[np.ndarray, np.ndarray, dict]:
         """One cut-out: (rgba uint8 (H, W, 4) straight alpha, key_alpha uint8 (H, W) == alpha, meta).
 
-        ``length_px`` = longer side of the alpha bounding box after scaling; ``angle_deg`` CCW degrees.
-        ``light_dir``, ``env`` and ``shading`` are accepted and ignored (no re-lighting).
+        ``length_px`` = longer side of the alpha bounding box after scaling, unless that would
+        enlarge the cut-out more than ``max_upscale`` times (then it is scaled by ``max_upscale``;
+        ``meta["length_px"]`` is the length drawn, ``meta["upscale_capped"]`` says so);
+        ``angle_deg`` CCW degrees. ``light_dir``, ``env`` and ``shading`` are accepted and ignored
+        (no re-lighting).
         """
         L = float(length_px)
         if not math.isfinite(L) or L < 4 or L > 8192:
@@ -174,6 +177,10 @@ class FolderCutouts:
         rgb, alpha = self.load(i)
         h, w = alpha.shape
         s = L / max(h, w)
+        capped = max_upscale is not None and s > float(max_upscale)
+        if capped:
+            s = float(max_upscale)
+            L = s * max(h, w)
         nw, nh = max(1, round(w * s)), max(1, round(h * s))
         interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
         rgba = cv2.resize(np.dstack([rgb, alpha]), (nw, nh), interpolation=interp)
@@ -195,6 +202,8 @@ class FolderCutouts:
         name = self.entries()[i][0]
         meta = {"kind": "cutout", "name": name, "scale": round(s, 5), "length_px": round(L, 3),
                 "angle_deg": round(float(angle_deg), 3), "hole_xy": None, "shading": False}
+        if capped:
+            meta["upscale_capped"] = True
         return out, out[..., 3].copy(), meta
 
     def sample(self, rng: np.random.Generator, *, length_px: float, angle_deg: float, light_dir=None,

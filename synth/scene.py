@@ -26,6 +26,7 @@ from backgrounds.procedural import TEXTURE_CACHE
 
 from .compose import Canvas, Layer, matmul3, rect_to_quad, rgba_to_layer, shadow_alpha, warp_layer
 from .config import SynthConfig
+from .cutouts import FolderCutouts
 from .meta import jsonable
 from .keys.bank import ASSET_CACHE, note_bank_generation
 from .seeding import asset_bank_seed, child_rng, loguniform, pick, sample_seed, uniform
@@ -132,6 +133,12 @@ class SampleRenderer:
             rgba, lab, km, A, (h, w) = src.sample_asset(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env,
                                                         shading=shading, bank_seed=bank_seed,
                                                         bank_size=c.asset_bank_size)
+        elif isinstance(src, FolderCutouts):
+            rgba, lab, km = src.sample_layers(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env, shading=shading,
+                                              max_upscale=c.cutout_max_upscale)
+            if km.get("upscale_capped"):
+                Lr = km["length_px"]  # the cut-out is drawn shorter than the layout asked
+                L = min(L, Lr)
         elif hasattr(src, "sample_layers"):
             rgba, lab, km = src.sample_layers(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env, shading=shading)
         else:
@@ -289,6 +296,7 @@ class SampleRenderer:
             L, angle, phi = key_length_and_angle(r_lay, layout, k, S, delta)
             layer, hole, km = self._key_layer(r_keys, L, angle, sc.light, sc.env, S,
                                               sc.bank_seed if c.asset_bank_size > 0 else None, sc.shading)
+            L = km["length_px"]  # shorter than drawn for a small cut-out (``cutout_max_upscale``)
             h, w = layer.alpha.shape
             hx, hy, bx, by = blade_frame(w, h, hole, angle, L)
             if layout.mode == "cluster":
