@@ -51,6 +51,29 @@ def test_rgba_png_and_pair(folder):
     assert rgba[..., 3].max() == 255 and (rgba[..., 3] == 0).any()
 
 
+def test_small_cut_outs_are_never_enlarged_beyond_max_upscale(folder):
+    src = FolderCutouts(folder)
+    rgba, _, meta = _sample_named(src, "images/pair", length_px=300, angle_deg=90, max_upscale=1.5)
+    ys, xs = np.nonzero(rgba[..., 3] > 127)
+    assert abs(np.ptp(xs) + 1 - 90) <= 3  # 60 px key: 1.5x, not 5x
+    assert meta["upscale_capped"] and meta["length_px"] == 90.0
+    _, _, meta = _sample_named(src, "images/pair", length_px=80, angle_deg=0, max_upscale=1.5)
+    assert "upscale_capped" not in meta and meta["length_px"] == 80.0
+
+
+def test_the_scene_places_a_capped_cut_out_at_the_length_drawn(folder):
+    from synth import SampleRenderer, SynthConfig
+
+    cfg = SynthConfig(size=256, key_source=str(folder), backgrounds="procedural", n_keys_range=(1, 1), empty_prob=0.0,
+                      key_length_range=(0.7, 0.8), key_length_typical_range=(0.7, 0.8), tiny_key_prob=0.0,
+                      occluders=False, camera=False, cutout_max_upscale=1.2)
+    r = SampleRenderer(cfg)
+    for i in range(6):
+        key = r.render(i, 0)["meta"]["keys"][0]
+        assert key["length_px"] <= 1.2 * 120 + 1e-6 and key.get("upscale_capped")
+        assert r.render(i, 0)["mask"].sum() > 0
+
+
 def test_deterministic_and_picklable(folder):
     src = FolderCutouts(folder)
     a = src.sample(np.random.default_rng(3), length_px=80, angle_deg=30)[0]
