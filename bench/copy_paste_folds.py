@@ -19,9 +19,11 @@ synthetic-only checkpoint, so a short CPU budget measures what the variant adds)
 
 The cut-out variants run once per fold (:func:`real_eval.folds.grouped_folds`): the cut-outs come
 from the photos of the other groups (``keysynth cutouts``), and only the held-out group is scored,
-so a key is never scored on a photo of itself. Each photo's IoU (at the model's 0.5 threshold, the
-default strategy) is pooled over folds; the table gives the mean over photos with a bootstrap
-interval, and the paired-bootstrap interval of the difference to ``synthetic``. Finished runs keep
+so a key is never scored on a photo of itself. Each photo is scored three ways (the default
+strategy at 0.5; ``tiles`` at 0.5; ``tiles`` at the run's own synthetic-validation threshold, the
+setting a freshly trained model predicts with) and pooled over folds; one table per scoring gives
+the mean over photos and seeds with a bootstrap interval, and the paired-bootstrap interval of the
+difference to ``synthetic``. Finished runs keep
 their ``result.json``, so a killed bench resumes.
 
 Usage::

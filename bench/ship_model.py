@@ -12,6 +12,13 @@
    configs, git commit, CPU-hours, figures) and the model card
    ``README.md``; overlays of every photo go to ``--overlays`` (outside the model folder).
 
+A model trained on cut-outs of the real set itself (``--fold-runs DIR``) is not scored on those
+photos: step 2 uses the same recipe's grouped-fold models instead (``DIR/<group>/checkpoints/last.pt``,
+as ``bench/copy_paste_folds.py`` writes them), each with ``--strategy`` at its own synthetic
+threshold; step 3 keeps the model's own synthetic threshold (it is not calibrated on photos whose
+keys it trained on), and ``--cutouts`` records the source photos so that ``keysynth eval`` refuses
+them.
+
 Usage::
 
     python bench/ship_model.py --checkpoint runs/ship/checkpoints/last.pt --real ../shared/data/real_keys_dev \\
