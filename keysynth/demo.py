@@ -268,7 +268,7 @@ def _demo_report(args, out: Path, bg_spec: str, spec: dict, ckpt: Path, summary:
 def _shipped_model_lines(sets: dict[str, list], results: dict[str, dict], device: str) -> list[str]:
     """Report lines comparing the demo model with the shipped one on the same sets (mean IoU,
     Dice, boundary F1, each at that model's own threshold and strategy); a note if none is installed."""
-    from real_eval.calibrate import check_disjoint
+    from real_eval.calibrate import check_disjoint, photos_seen_by
     from real_eval.evaluate import evaluate_model
     from real_eval.model_io import load_checkpoint
 
@@ -283,10 +283,8 @@ def _shipped_model_lines(sets: dict[str, list], results: dict[str, dict], device
     for name, samples in sets.items():
         res = evaluate_model(model, spec, samples, device=device, threshold=float(spec.get("threshold", 0.5)),
                              strategy=spec.get("strategy", "coarse-to-fine"), n_boot=200)
-        cal = (spec.get("calibration") or {}).get("hashes") or []
-        note = " (calibrated on some of these photos: optimistic)" if check_disjoint(samples, cal, "", allow=True) else ""
-        if check_disjoint(samples, spec.get("cutout_source_hashes") or [], "", allow=True):
-            note = " (trained on cut-outs of some of these photos: optimistic)"
+        seen = [how for _, how, hashes in photos_seen_by(spec) if check_disjoint(samples, hashes, "", allow=True)]
+        note = f" ({seen[-1]} some of these photos: optimistic)" if seen else ""
         for who, r in (("demo", results[name]), ("shipped" + note, res)):
             m = r["overall"]["mean"]
             lines.append(f"| {name} | {who} | {m['iou']:.3f} | {m['dice']:.3f} | {m['boundary_f1']:.3f} |")

@@ -20,7 +20,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["calibrate", "calibrate_probs", "predict_all", "content_hash", "content_hashes", "check_disjoint", "OverlapError"]
+__all__ = ["calibrate", "calibrate_probs", "predict_all", "content_hash", "content_hashes", "check_disjoint",
+           "photos_seen_by", "OverlapError"]
 
 
 class OverlapError(ValueError):
@@ -59,6 +60,18 @@ def check_disjoint(samples: Sequence, hashes: dict[str, str] | Sequence[str], wh
         raise OverlapError(f"{len(shared)} evaluation photo(s) are also in {what}: {first}; evaluate on other "
                            f"photos, or pass --allow-overlap to score them anyway (the figure is then optimistic)")
     return [a for a, _ in shared]
+
+
+def photos_seen_by(model_spec: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """The photo sets a model has seen and must not be scored on, as ``(what, how, content hashes)``:
+    ``what`` names the set for :func:`check_disjoint`'s message, ``how`` says what the model did
+    with them ("calibrated on", "trained on cut-outs of"). From the spec's ``calibration.hashes``
+    and ``cutout_source_hashes`` (see :func:`real_eval.model_io.load_checkpoint`); sets the model
+    does not record are left out."""
+    sets = [("the model's calibration set", "calibrated on", (model_spec.get("calibration") or {}).get("hashes")),
+            ("the photos this model's training cut-outs were made from", "trained on cut-outs of",
+             model_spec.get("cutout_source_hashes"))]
+    return [(what, how, list(hashes)) for what, how, hashes in sets if hashes]
 
 
 def calibrate_probs(probs: dict[str, Sequence[np.ndarray]], masks: Sequence[np.ndarray]) -> dict[str, Any]:

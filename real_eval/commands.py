@@ -80,7 +80,7 @@ def _model_name(args: argparse.Namespace, spec: dict) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from real_eval.calibrate import check_disjoint
+    from real_eval.calibrate import check_disjoint, photos_seen_by
     from real_eval.dataset import load_real_set
     from real_eval.evaluate import evaluate_model
     from real_eval.model_io import load_checkpoint
@@ -91,16 +91,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"real set {args.real} holds no images")
     model, spec = load_checkpoint(args.checkpoint, device)
     print(f"model: {_model_name(args, spec)}; {_decision(args, spec)}")
-    cal = spec.get("calibration") or {}
-    if cal.get("hashes"):
-        shared = check_disjoint(samples, cal["hashes"], "the model's calibration set", allow=args.allow_overlap)
+    for what, how, hashes in photos_seen_by(spec):
+        shared = check_disjoint(samples, hashes, what, allow=args.allow_overlap)
         if shared:
-            print(f"warning: {len(shared)} photo(s) were used to calibrate this model: {', '.join(shared[:5])}")
-    if spec.get("cutout_source_hashes"):
-        shared = check_disjoint(samples, spec["cutout_source_hashes"], "the photos this model's training cut-outs "
-                                "were made from", allow=args.allow_overlap)
-        if shared:
-            print(f"warning: this model was trained on cut-outs of {len(shared)} of these photos: {', '.join(shared[:5])}")
+            print(f"warning: this model was {how} {len(shared)} of these photos: {', '.join(shared[:5])}")
     title = f"{Path(args.checkpoint).name if args.checkpoint else 'shipped model'} on {Path(args.real).name}"
     res = evaluate_model(model, spec, samples, device=device, threshold=args.threshold, strategy=args.strategy,
                          out_dir=args.out, progress=not args.quiet, title=title, boundary_tol_px=args.boundary_tol_px,
