@@ -133,14 +133,13 @@ class SampleRenderer:
             rgba, lab, km, A, (h, w) = src.sample_asset(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env,
                                                         shading=shading, bank_seed=bank_seed,
                                                         bank_size=c.asset_bank_size)
-        elif isinstance(src, FolderCutouts):
-            rgba, lab, km = src.sample_layers(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env, shading=shading,
-                                              max_upscale=c.cutout_max_upscale)
+        elif hasattr(src, "sample_layers"):
+            cap = {"max_upscale": c.cutout_max_upscale} if isinstance(src, FolderCutouts) else {}
+            rgba, lab, km = src.sample_layers(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env,
+                                              shading=shading, **cap)
             if km.get("upscale_capped"):
                 Lr = km["length_px"]  # the cut-out is drawn shorter than the layout asked
                 L = min(L, Lr)
-        elif hasattr(src, "sample_layers"):
-            rgba, lab, km = src.sample_layers(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env, shading=shading)
         else:
             rgba, km = src.sample(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env, shading=shading)
             lab = None
@@ -255,7 +254,7 @@ class SampleRenderer:
         return self._finish(sc, key_alpha, debug)
 
     def _start_scene(self, index: int, run_seed: int) -> "Scene":
-        """Seeds, asset-bank generation, background, the one scene light and the reflection env."""
+        """Seeds, asset-bank generation, background, scene light, reflection env, shaded or flat look."""
         c = self.config
         seed = sample_seed(run_seed, index)
         S = c.size
@@ -282,7 +281,6 @@ class SampleRenderer:
         # averaged, so an area resize, 0.1-0.35 ms, would change nothing visible)
         env = cv2.blur(cv2.resize(bg, (64, 64), interpolation=cv2.INTER_NEAREST), (9, 9))
         env.flags.writeable = False  # read-only: the keys' shading memoises its planar version by identity
-        # domain randomization of the look: some scenes are drawn in flat material colours
         shading = c.shading and not (c.flat_shading_prob > 0 and child_rng(seed, "look").random() < c.flat_shading_prob)
         return Scene(seed=seed, index=int(index), run_seed=int(run_seed), size=S, bank_seed=bank_seed,
                      background=bg_meta, light_angles=(az, el), light=light, r_light=r_light, env=env,
