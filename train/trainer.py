@@ -111,6 +111,17 @@ def _evaluate(model, spec: dict, val_set, real_set, rt: Runtime, logger: MetricL
     return res
 
 
+def _data_sets(cfg: TrainConfig, rt, val_producer, synth_dict: dict | None) -> tuple[list, list, Any]:
+    """The main process's synthetic validation samples, real evaluation photos (refused when they
+    are also cut-out sources, unless ``allow_overlap``) and real training crops (or None)."""
+    val_set = render_val_set(val_producer, cfg.val_size, derive_seed(cfg.seed, "val")) \
+        if rt.is_main and val_producer is not None else []
+    real_set = load_real_samples(cfg.real_dir) if rt.is_main and cfg.real_dir else []
+    if real_set and synth_dict:
+        check_cutout_overlap(real_set, synth_dict.get("key_source", ""), allow=cfg.allow_overlap)
+    return val_set, real_set, make_real_crops(cfg, real_set)
+
+
 def train(config: TrainConfig, *, producer=None, should_stop: Callable[[int], bool] | None = None) -> dict[str, Any]:
     """Train a segmentation model on the live synthetic stream; returns a summary dict.
 
@@ -149,12 +160,7 @@ def train(config: TrainConfig, *, producer=None, should_stop: Callable[[int], bo
     logger, metrics, stopped_early = None, {}, False
     old_sigterm = sigterm_as_interrupt()
     try:
-        val_set = render_val_set(val_producer, cfg.val_size, derive_seed(cfg.seed, "val")) \
-            if rt.is_main and val_producer is not None else []
-        real_set = load_real_samples(cfg.real_dir) if rt.is_main and cfg.real_dir else []
-        if real_set and synth_dict:
-            check_cutout_overlap(real_set, synth_dict.get("key_source", ""), allow=cfg.allow_overlap)
-        real_crops = make_real_crops(cfg, real_set)
+        val_set, real_set, real_crops = _data_sets(cfg, rt, val_producer, synth_dict)
         logger = MetricLogger(out, total_steps=cfg.steps, step=step, active=rt.is_main, tensorboard=cfg.tensorboard,
                               resume_step=step if resume_path is not None else None, progress=cfg.progress,
                               max_reuse=cfg.max_reuse)

@@ -141,6 +141,54 @@ def _blinn(nx, ny, nz, lx, ly, lz, hx, hy, hz, shininess, table):
 
 
 @kernel
+def _metal_rgb(prm, s, b, scr, cav, nx, ny, nz, e0, e1, e2, grazing, table):
+    """Linear RGB of a metal pixel (see :func:`shade_pixels`): streak value ``s``, tarnish ``b``,
+    scratch coverage ``scr`` (0: none), cavity depth ``cav`` (0: none), normal, environment texel,
+    grazing factor and the ``_pow_table`` of the metal's shininess (or empty)."""
+    mr, mg, mb, mk, mw = prm[16], prm[17], prm[18], prm[19], prm[20]
+    rr, rg, rb = prm[21], prm[22], prm[23]
+    mdif, mspe, mshi, menv, samt, ccoef = prm[24], prm[25], prm[26], prm[27], prm[28], prm[29]
+    w = b * mw
+    w = 0.0 if w < 0.0 else (1.0 if w > 1.0 else w)
+    ks = 1.0 + mk * s
+    a0 = mr * ks * (1.0 - w) + rr * w
+    a1 = mg * ks * (1.0 - w) + rg * w
+    a2 = mb * ks * (1.0 - w) + rb * w
+    smap = ks - 0.8 * w
+    if smap < 0.1:
+        smap = 0.1
+    ndl, sp = _blinn(nx, ny, nz, prm[4], prm[5], prm[6], prm[7], prm[8], prm[9], mshi, table)
+    lit = prm[13] + mdif * ndl
+    sp = sp * mspe * smap
+    fres = menv * grazing * smap
+    c0 = a0 * lit * 0.55 + e0 * fres * (0.75 * a0 + 0.25) + sp * (0.5 * a0 + 0.5)
+    c1 = a1 * lit * 0.55 + e1 * fres * (0.75 * a1 + 0.25) + sp * (0.5 * a1 + 0.5)
+    c2 = a2 * lit * 0.55 + e2 * fres * (0.75 * a2 + 0.25) + sp * (0.5 * a2 + 0.5)
+    if scr != 0.0:
+        sc = scr * samt
+        c0 += sc * (0.5 + 0.5 * mr)
+        c1 += sc * (0.5 + 0.5 * mg)
+        c2 += sc * (0.5 + 0.5 * mb)
+    if cav != 0.0:
+        d = math.exp(cav * ccoef)
+        c0 *= d
+        c1 *= d
+        c2 *= d
+    return c0, c1, c2
+
+
+@kernel
+def _plastic_rgb(prm, nx, ny, nz, e0, e1, e2, grazing, table):
+    """Linear RGB of a plastic pixel (see :func:`shade_pixels`); reflections stay white."""
+    pr, pg, pb, pdif, pspe, pshi, penv = prm[31], prm[32], prm[33], prm[34], prm[35], prm[36], prm[37]
+    ndl, sp = _blinn(nx, ny, nz, prm[4], prm[5], prm[6], prm[7], prm[8], prm[9], pshi, table)
+    lit = prm[13] + pdif * ndl
+    sp = sp * pspe
+    fres = penv * grazing
+    return pr * lit + e0 * fres + sp, pg * lit + e1 * fres + sp, pb * lit + e2 * fres + sp
+
+
+@kernel
 def shade_pixels(out_idx, nx_, ny_, nz_, st_, bl_, scr_, cav_, top_, pw_, env, prm, out):
     """Shade N pixels into ``out`` (uint8 (h, w, 4) crop, RGB written, alpha untouched).
 
@@ -165,14 +213,9 @@ def shade_pixels(out_idx, nx_, ny_, nz_, st_, bl_, scr_, cav_, top_, pw_, env, p
     the plastic weight (each material is only evaluated where its weight is > 0); x brightness; side wall x ``(0.4 + 0.6 top)``; -> round(255 c), saturated.
     """
     r00, r01, r10, r11 = prm[0], prm[1], prm[2], prm[3]
-    lx, ly, lz, hx, hy, hz = prm[4], prm[5], prm[6], prm[7], prm[8], prm[9]
-    ecx, ecy, egain, amb, bright = prm[10], prm[11], prm[12], prm[13], prm[14]
+    ecx, ecy, egain, bright = prm[10], prm[11], prm[12], prm[14]
     metal = prm[15] > 0.5
-    mr, mg, mb, mk, mw = prm[16], prm[17], prm[18], prm[19], prm[20]
-    rr, rg, rb = prm[21], prm[22], prm[23]
-    mdif, mspe, mshi, menv, samt, ccoef = prm[24], prm[25], prm[26], prm[27], prm[28], prm[29]
     plastic = prm[30] > 0.5
-    pr, pg, pb, pdif, pspe, pshi, penv = prm[31], prm[32], prm[33], prm[34], prm[35], prm[36], prm[37]
     has_scr = scr_.size > 0
     has_cav = cav_.size > 0
     has_top = top_.size > 0
@@ -181,8 +224,8 @@ def shade_pixels(out_idx, nx_, ny_, nz_, st_, bl_, scr_, cav_, top_, pw_, env, p
     qu, qt, qc = Q_UNIT, Q_TEXTURE, Q_CAVITY
     n = out_idx.size
     none = np.empty(0)
-    m_table = _pow_table(mshi, _POW_LUT) if metal and n > _POW_LUT else none
-    p_table = _pow_table(pshi, _POW_LUT) if plastic and n > _POW_LUT else none
+    m_table = _pow_table(prm[26], _POW_LUT) if metal and n > _POW_LUT else none
+    p_table = _pow_table(prm[36], _POW_LUT) if plastic and n > _POW_LUT else none
     o = out.reshape(-1)
     for i in range(n):
         cx = nx_[i] * qu
@@ -200,41 +243,12 @@ def shade_pixels(out_idx, nx_, ny_, nz_, st_, bl_, scr_, cav_, top_, pw_, env, p
         c0 = c1 = c2 = 0.0
         t = pw_[i] * qu if has_pw and metal else (0.0 if metal else 1.0)  # plastic weight of this pixel
         if metal and t < 1.0:
-            s = st_[i] * qt
-            w = bl_[i] * qt * mw
-            w = 0.0 if w < 0.0 else (1.0 if w > 1.0 else w)
-            ks = 1.0 + mk * s
-            a0 = mr * ks * (1.0 - w) + rr * w
-            a1 = mg * ks * (1.0 - w) + rg * w
-            a2 = mb * ks * (1.0 - w) + rb * w
-            smap = ks - 0.8 * w
-            if smap < 0.1:
-                smap = 0.1
-            ndl, sp = _blinn(nx, ny, nz, lx, ly, lz, hx, hy, hz, mshi, m_table)
-            lit = amb + mdif * ndl
-            sp = sp * mspe * smap
-            fres = menv * grazing * smap
-            c0 = a0 * lit * 0.55 + e0 * fres * (0.75 * a0 + 0.25) + sp * (0.5 * a0 + 0.5)
-            c1 = a1 * lit * 0.55 + e1 * fres * (0.75 * a1 + 0.25) + sp * (0.5 * a1 + 0.5)
-            c2 = a2 * lit * 0.55 + e2 * fres * (0.75 * a2 + 0.25) + sp * (0.5 * a2 + 0.5)
-            if has_scr:
-                sc = scr_[i] * qu * samt
-                c0 += sc * (0.5 + 0.5 * mr)
-                c1 += sc * (0.5 + 0.5 * mg)
-                c2 += sc * (0.5 + 0.5 * mb)
-            if has_cav and cav_[i] != 0:
-                d = math.exp(cav_[i] * qc * ccoef)
-                c0 *= d
-                c1 *= d
-                c2 *= d
+            scr = scr_[i] * qu if has_scr else 0.0
+            cav = cav_[i] * qc if has_cav else 0.0
+            c0, c1, c2 = _metal_rgb(prm, st_[i] * qt, bl_[i] * qt, scr, cav, nx, ny, nz, e0, e1, e2, grazing,
+                                    m_table)
         if plastic and t > 0.0:
-            ndl, sp = _blinn(nx, ny, nz, lx, ly, lz, hx, hy, hz, pshi, p_table)
-            lit = amb + pdif * ndl
-            sp = sp * pspe
-            fres = penv * grazing
-            p0 = pr * lit + e0 * fres + sp
-            p1 = pg * lit + e1 * fres + sp
-            p2 = pb * lit + e2 * fres + sp
+            p0, p1, p2 = _plastic_rgb(prm, nx, ny, nz, e0, e1, e2, grazing, p_table)
             if metal and t < 1.0:
                 c0 += (p0 - c0) * t
                 c1 += (p1 - c1) * t
