@@ -17,6 +17,7 @@ synthetic-only checkpoint, so a short CPU budget measures what the variant adds)
 - ``synthetic_closeup``  ``synthetic`` with 30 % crop-like samples whose key is 0.45-2x the frame side
   (close-ups: a key longer than the frame shows only part of itself, as in native-resolution tiles);
 - ``synthetic_closeup_lite``  the same lengths at the default 20 % crop-like share;
+- ``synthetic_negatives``  ``synthetic`` with 1-6 distractor objects (hard negatives) per scene instead of 0-4;
 - ``old_defaults``    ``synthetic`` with the scene defaults used before they were matched to real
                       key statistics (more tiny keys, shorter typical keys, more sensor noise).
 
@@ -62,6 +63,7 @@ VARIANTS = {
     "mixed_flat": {"source": 0.5, "synth": {"flat_shading_prob": 0.3}},
     "synthetic_closeup": {"source": None, "synth": {"crop_like_prob": 0.3, "crop_like_length_range": (0.45, 2.0)}},
     "synthetic_closeup_lite": {"source": None, "synth": {"crop_like_length_range": (0.45, 2.0)}},
+    "synthetic_negatives": {"source": None, "synth": {"n_distractors_range": (1, 6)}},
     "old_defaults": {"source": None, "synth": {"key_length_typical_range": (0.1, 0.6), "tiny_key_prob": 0.3,
                                                "read_noise_range": (0.3, 6.0)}},
 }

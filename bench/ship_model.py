@@ -23,6 +23,9 @@ Usage::
 
     python bench/ship_model.py --checkpoint runs/ship/checkpoints/last.pt --real ../shared/data/real_keys_dev \\
         --out models/keysynth-unet --command "keysynth train ..." --cpu-hours 3.1
+
+A model folder as ``--checkpoint`` is re-scored (after a change to inference, say) and rewritten
+with its training record unchanged: ``--checkpoint models/keysynth-unet --real ...``.
 """
 
 from __future__ import annotations
@@ -225,15 +228,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from real_eval.dataset import load_real_set
     from real_eval.evaluate import make_overlay
-    from real_eval.model_io import load_checkpoint, read_checkpoint, save_model_dir
+    from real_eval.model_io import is_model_dir, load_checkpoint, read_checkpoint, read_model_info, save_model_dir
     from real_eval.strategies import predict_probs
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True,
+                   help="training checkpoint, or a model folder to re-score (its training record is kept)")
     p.add_argument("--real", required=True)
     p.add_argument("--out", default=str(ROOT / "models" / "keysynth-unet"))
-    p.add_argument("--command", required=True, help="the exact keysynth train command that made the checkpoint")
-    p.add_argument("--cpu-hours", type=float, required=True)
+    p.add_argument("--command", default=None,
+                   help="the exact keysynth train command that made the checkpoint (required for a checkpoint)")
+    p.add_argument("--cpu-hours", type=float, default=None, help="training CPU-hours (required for a checkpoint)")
     p.add_argument("--commit", default=None, help="git commit of the code that trained it (default: HEAD)")
     p.add_argument("--keys", default="procedural keys", help="what the keys of the training samples were")
     p.add_argument("--fold-runs", default=None, metavar="DIR",
@@ -247,20 +252,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overlays", default=str(ROOT / "runs" / "ship_overlays"),
                    help="folder for the overlay images (kept out of the model folder)")
     args = p.parse_args(argv)
+    kept = read_model_info(args.checkpoint).get("training") if is_model_dir(args.checkpoint) else None
+    if kept is None and (args.command is None or args.cpu_hours is None):
+        p.error("--command and --cpu-hours are required unless --checkpoint is a model folder with a training record")
 
     model, spec = load_checkpoint(args.checkpoint)
-    ckpt = read_checkpoint(args.checkpoint)
+    ckpt = {} if kept else read_checkpoint(args.checkpoint)
     model = model.half().float()  # what the float16 file will hold
     samples = load_real_set(args.real)
     figures, decision, per_photo = _honest_figures(model, spec, samples, args)
     commit = args.commit or subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                            cwd=ROOT).stdout.strip()
-    info = {**decision,
-            "training": {"command": args.command, "commit": commit, "cpu_hours": args.cpu_hours, "keys": args.keys,
-                         "steps": int(ckpt.get("step", 0)), "checkpoint": Path(args.checkpoint).name,
-                         "cutout_source_hashes": _cutout_source_hashes(args.cutouts),
-                         "train_config": ckpt.get("config"), "synth_config": ckpt.get("synth_config")},
-            "figures": figures}
+    training = kept or {"command": args.command, "commit": commit, "cpu_hours": args.cpu_hours, "keys": args.keys,
+                        "steps": int(ckpt.get("step", 0)), "checkpoint": Path(args.checkpoint).name,
+                        "cutout_source_hashes": _cutout_source_hashes(args.cutouts),
+                        "train_config": ckpt.get("config"), "synth_config": ckpt.get("synth_config")}
+    info = {**decision, "training": training, "figures": figures}
     clean = {k: v for k, v in spec.items() if k not in ("threshold", "strategy", "calibration", "source")}
     out = save_model_dir(model.half(), clean, args.out, info)
     loaded, lspec = load_checkpoint(out)

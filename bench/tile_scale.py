@@ -35,7 +35,8 @@ def predict_at(model, spec, samples, target: int | None) -> list[np.ndarray]:
     out = []
     for s in samples:
         scale = 1.0 if target is None else target / max(s.image.shape[:2])
-        out.append(predict_probs(model, spec, s.image, strategy="tiles", tile_scale=scale).astype(np.float16))
+        out.append(predict_probs(model, spec, s.image, strategy="tiles", tile_scale=scale,
+                                 tile_max_side=None).astype(np.float16))
     return out
 
 

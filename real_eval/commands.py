@@ -35,10 +35,11 @@ def _device(name: str) -> str:
 
 
 def _strategy_help() -> str:
-    from real_eval.strategies import DEFAULT_STRATEGY, STRATEGIES
+    from real_eval.strategies import DEFAULT_STRATEGY, DEFAULT_TILE_MAX_SIDE, STRATEGIES
 
     return (f"prediction strategy: {' | '.join(STRATEGIES)} (default {DEFAULT_STRATEGY}, chosen by measurement on "
-            "real photos: resize = pad to square + resize; tiles = native-resolution sliding windows; "
+            "real photos: resize = pad to square + resize; tiles = native-resolution sliding windows, photos "
+            f"with a long side over {DEFAULT_TILE_MAX_SIDE} px scaled down to it; "
             "coarse-to-fine = low-resolution pass, then full-resolution crops of the candidate keys)")
 
 

@@ -17,7 +17,7 @@ import torch
 
 from real_eval.coarse_to_fine import find_regions, predict_coarse_to_fine, resize_probs
 from real_eval.model_io import to_input_tensor
-from real_eval.strategies import STRATEGIES, predict_probs
+from real_eval.strategies import STRATEGIES, capped_tile_scale, predict_probs
 from real_eval.tiling import predict_tiles, tile_starts
 
 torch.set_num_threads(1)
@@ -79,6 +79,20 @@ def test_tiles_scaled_close_to_full_image_on_smooth_photo():
     model = red_model()
     got = predict_tiles(model, SPEC, image, tile_size=64, tile_scale=0.5, overlap=0.3)
     np.testing.assert_allclose(got, full_image_probs(model, SPEC, image), atol=0.02)
+
+
+def test_tiles_scale_a_photo_above_the_max_side_down_to_it():
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (150, 600, 3), dtype=np.uint8)
+    model = red_model()
+    capped = predict_probs(model, SPEC, image, strategy="tiles", tile_size=64, tile_max_side=300)
+    np.testing.assert_array_equal(capped, predict_tiles(model, SPEC, image, tile_size=64, tile_scale=0.5))
+    native = predict_probs(model, SPEC, image, strategy="tiles", tile_size=64, tile_max_side=None)
+    np.testing.assert_array_equal(native, predict_tiles(model, SPEC, image, tile_size=64, tile_scale=1.0))
+    assert np.abs(capped - native).max() > 0.05  # the random texture is blurred by the scaling
+    assert capped_tile_scale((150, 600, 3), 1.0, 600) == 1.0 and capped_tile_scale((150, 600), 0.5, 200) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="tile_max_side"):
+        predict_probs(model, SPEC, image, strategy="tiles", tile_max_side=0)
 
 
 def key_photo(h=3000, w=4000, top=1400, left=2100):
