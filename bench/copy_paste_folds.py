@@ -18,6 +18,7 @@ synthetic-only checkpoint, so a short CPU budget measures what the variant adds)
   (close-ups: a key longer than the frame shows only part of itself, as in native-resolution tiles);
 - ``synthetic_closeup_lite``  the same lengths at the default 20 % crop-like share;
 - ``synthetic_negatives``  ``synthetic`` with 1-6 distractor objects (hard negatives) per scene instead of 0-4;
+- ``synthetic_lovasz``  ``synthetic`` with the Lovasz hinge (an IoU surrogate, weight 1) added to the loss;
 - ``old_defaults``    ``synthetic`` with the scene defaults used before they were matched to real
                       key statistics (more tiny keys, shorter typical keys, more sensor noise).
 
@@ -64,6 +65,7 @@ VARIANTS = {
     "synthetic_closeup": {"source": None, "synth": {"crop_like_prob": 0.3, "crop_like_length_range": (0.45, 2.0)}},
     "synthetic_closeup_lite": {"source": None, "synth": {"crop_like_length_range": (0.45, 2.0)}},
     "synthetic_negatives": {"source": None, "synth": {"n_distractors_range": (1, 6)}},
+    "synthetic_lovasz": {"source": None, "train": {"lovasz_weight": 1.0}},
     "old_defaults": {"source": None, "synth": {"key_length_typical_range": (0.1, 0.6), "tiny_key_prob": 0.3,
                                                "read_noise_range": (0.3, 6.0)}},
 }
@@ -110,7 +112,7 @@ def run_one(variant: str, fold: str, held: list[str], train_names: list[str], sa
                       backgrounds=args.backgrounds, synth_config=str(synth_yaml), eval_every=0, val_size=args.val_size,
                       checkpoint_every=max(50, args.steps // 4), progress=False, init=args.init,
                       real_train=str(real_train) if real_train else None, real_fraction=real_fraction,
-                      resume="auto" if (out / "checkpoints" / "last.pt").is_file() else None)
+                      resume="auto" if (out / "checkpoints" / "last.pt").is_file() else None, **spec.get("train", {}))
     t0, c0 = time.perf_counter(), _cpu_s()
     summary = train(cfg)
     model, mspec = load_checkpoint(summary["last"], "cpu")

@@ -114,3 +114,21 @@ def test_boundary_weight_ramp_and_total_loss():
         segmentation_loss(z, y, d, boundary_loss="nope")
     with pytest.raises(ValueError, match="distance maps"):
         segmentation_loss(z, y, None, boundary_loss="surface")
+
+
+def test_lovasz_hinge_zero_when_margins_are_met_and_ignores_ignore_pixels():
+    from train.losses import lovasz_hinge_loss
+
+    t = torch.zeros(2, 16, 16, dtype=torch.uint8)
+    t[0, 4:10, 4:12] = 1
+    t[1, :2] = 255
+    perfect = (t.float() * 2 - 1)[:, None] * 3.0  # every pixel on its side with margin >= 1
+    assert lovasz_hinge_loss(perfect, t).item() == pytest.approx(0.0, abs=1e-6)
+    wrong = -perfect
+    assert lovasz_hinge_loss(wrong, t).item() > 1.0
+    flipped_ignore = perfect.clone()
+    flipped_ignore[1, 0, :2] = 5.0  # confident "key" on the ignore band only
+    assert lovasz_hinge_loss(flipped_ignore, t).item() == pytest.approx(0.0, abs=1e-6)
+    base, _ = segmentation_loss(wrong, t, boundary_loss="none")
+    with_lovasz, _ = segmentation_loss(wrong, t, boundary_loss="none", lovasz_weight=0.5)
+    assert with_lovasz.item() == pytest.approx(base.item() + 0.5 * lovasz_hinge_loss(wrong, t).item(), rel=1e-5)

@@ -74,6 +74,8 @@ class TrainConfig:
     boundary_weight: float = knob(0.01, 'final weight of the boundary term (surface loss is in px units)', low=0.0)
     boundary_ramp: float = knob(0.3,
         'fraction of `steps` over which the boundary weight ramps 0 -> final', unit='x steps', low=0.0, high=1.0)
+    lovasz_weight: float = knob(0.0,
+        'Lovasz hinge per image (Berman et al. 2018), a surrogate of IoU, added to the loss; 0 = off', low=0.0)
     edge_thickness: int = knob(3, 'px, width of the mask-edge band for edge_bce', unit='px', low=0, high=64)
     edge_weight: float = knob(5.0, 'extra BCE weight on edge pixels (edge_bce)', low=0.0)
     ignore_index: int = knob(255, 'mask value excluded from losses and metrics', low=0, high=255)

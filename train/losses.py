@@ -14,6 +14,10 @@ Boundary terms (``BOUNDARY_LOSSES``):
   (morphological gradient = dilation - erosion of the mask, computed on the device with max-pool),
   as the portrait-matting projects weight BCE on Canny edges of the mask.
 - ``"none"``: no boundary term.
+
+Optional IoU surrogate: the Lovasz hinge (Berman et al., "The Lovasz-Softmax loss: a tractable
+surrogate for the optimization of the intersection-over-union measure", CVPR 2018), per image, from
+``segmentation_models_pytorch.losses.LovaszLoss``; weight ``lovasz_weight`` (0 = off).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ __all__ = [
     "edge_band",
     "edge_bce_loss",
     "boundary_weight_at",
+    "lovasz_hinge_loss",
     "segmentation_loss",
     "signed_distance_map",
 ]
@@ -113,6 +118,16 @@ def edge_bce_loss(logits, target, ignore_index: int = 255, thickness: int = 3, e
     return masked_bce_loss(logits, target, ignore_index, weight=w)
 
 
+def lovasz_hinge_loss(logits, target, ignore_index: int = 255) -> torch.Tensor:
+    """Binary Lovasz hinge per image, averaged (smp's ``LovaszLoss``, Berman et al., CVPR 2018): a
+    convex surrogate of 1 - IoU of the thresholded prediction; ``ignore_index`` pixels count nowhere."""
+    from segmentation_models_pytorch.losses import LovaszLoss
+
+    z, _, _ = _prep(logits, target, ignore_index)
+    t = target[:, 0] if target.ndim == 4 else target
+    return LovaszLoss(mode="binary", per_image=True, ignore_index=ignore_index, from_logits=True)(z, t.long())
+
+
 def boundary_weight_at(step: int, total_steps: int, final_weight: float, ramp: float) -> float:
     """Linear ramp of the boundary weight from 0 to ``final_weight`` over ``ramp * total_steps``.
 
@@ -138,8 +153,10 @@ def segmentation_loss(
     edge_thickness: int = 3,
     edge_weight: float = 5.0,
     ignore_index: int = 255,
+    lovasz_weight: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Total loss ``dice_w * Dice + bce_w * BCE + boundary_weight * boundary``, plus its parts.
+    """Total loss ``dice_w * Dice + bce_w * BCE + boundary_weight * boundary (+ lovasz_weight *
+    Lovasz hinge, per image)``, plus its parts.
 
     Returns ``(total scalar tensor, {"loss", "dice", "bce", "boundary"} detached 0-d tensors)``;
     parts stay tensors so logging does not force a device sync every step.
@@ -161,5 +178,7 @@ def segmentation_loss(
     else:
         bnd = logits.new_zeros((), dtype=torch.float32)
     total = dice_weight * dice + bce_weight * bce + boundary_weight * bnd
+    if lovasz_weight > 0:
+        total = total + lovasz_weight * lovasz_hinge_loss(logits, target, ignore_index)
     parts = {"loss": total.detach(), "dice": dice.detach(), "bce": bce.detach(), "boundary": bnd.detach()}
     return total, parts

@@ -88,7 +88,7 @@ def _train_step(model, optimizer, scheduler, batch, norm, cfg: TrainConfig, rt: 
     loss, parts = segmentation_loss(
         logits.float(), tgt, dmap, boundary_loss=cfg.boundary_loss, boundary_weight=bw, dice_weight=cfg.dice_weight,
         bce_weight=cfg.bce_weight, edge_thickness=cfg.edge_thickness, edge_weight=cfg.edge_weight,
-        ignore_index=cfg.ignore_index)
+        ignore_index=cfg.ignore_index, lovasz_weight=cfg.lovasz_weight)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip > 0:
