@@ -61,14 +61,16 @@ def _prep(logits: torch.Tensor, target: torch.Tensor, ignore_index: int):
 def soft_dice_loss(logits, target, ignore_index: int = 255, smooth: float = 1.0) -> torch.Tensor:
     """Batch soft Dice loss ``1 - (2 sum(p y) + s) / (sum(p) + sum(y) + s)`` over valid pixels.
 
-    Source: Milletari et al., V-Net (3DV 2016), with sums over the whole batch (as smp's
-    ``DiceLoss``) so images without a key do not dominate. ``p = sigmoid(logits)``.
+    Source: Milletari et al., V-Net (3DV 2016), computed by smp's ``DiceLoss`` (binary mode, sums
+    over the whole batch so images without a key do not dominate; smp's ``smooth`` is ``s / 2`` in
+    this form). ``p = sigmoid(logits)``. A batch with no key pixel at all gives 0, as in smp.
     Returns a scalar in [0, 1]; ~0 for a confident perfect prediction.
     """
-    z, y, valid = _prep(logits, target, ignore_index)
-    p = torch.sigmoid(z) * valid
-    inter = (p * y).sum()
-    return 1.0 - (2.0 * inter + smooth) / (p.sum() + (y * valid).sum() + smooth)
+    from segmentation_models_pytorch.losses import DiceLoss
+
+    z, _, _ = _prep(logits, target, ignore_index)
+    t = target[:, 0] if target.ndim == 4 else target
+    return DiceLoss(mode="binary", from_logits=True, smooth=smooth / 2, ignore_index=ignore_index)(z[:, None], t.long())
 
 
 def masked_bce_loss(logits, target, ignore_index: int = 255, weight: torch.Tensor | None = None) -> torch.Tensor:
