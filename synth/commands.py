@@ -116,7 +116,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 def _add_common(p: argparse.ArgumentParser, *, size_help: str) -> None:
     p.add_argument("--cutouts", default=None, metavar="DIR",
-                   help="folder of your own key cut-outs (synth.cutouts.FolderCutouts) to paste as keys (default: procedural keys)")
+                   help="folder of your own key cut-outs (RGBA PNGs, e.g. from `keysynth cutouts`) to paste as keys "
+                        "(default: procedural keys)")
     p.add_argument("--key-source", default=None, metavar="SPEC",
                    help="key source(s), overriding the config's key_source: procedural | a cut-out folder "
                         "(e.g. from `keysynth cutouts`) | a weighted mix such as procedural:0.5,DIR:0.5 (each key "
