@@ -107,6 +107,8 @@ def fold_figures(fold_runs: str, samples, strategy: str) -> tuple[list[dict], li
 
 
 def _card(info: dict, per_photo: list[dict], table: dict) -> str:
+    from real_eval.strategies import DEFAULT_TILE_MAX_SIDE
+
     f = info["figures"]
     cc = f["cross_calibrated"]
     folds = f.get("method") == "grouped folds"
@@ -136,7 +138,9 @@ def _card(info: dict, per_photo: list[dict], table: dict) -> str:
         f"- {spec['arch']} with a {spec['encoder_name']} encoder (no pretrained weights), "
         f"decoder width {spec['decoder_width']}, input {spec['image_size']} px, "
         "ImageNet mean/std normalisation; weights stored as float16 safetensors.",
-        f"- Inference: strategy `{info['strategy']}`, threshold {info['threshold']:.2f}, {decided}.", "",
+        f"- Inference: strategy `{info['strategy']}`, threshold {info['threshold']:.2f}, {decided}"
+        + (f"; photos with a long side over {DEFAULT_TILE_MAX_SIDE} px are tiled at {DEFAULT_TILE_MAX_SIDE} px."
+           if info["strategy"] == "tiles" else "."), "",
         "## Training data", "", data, "",
         f"- Command: `{info['training']['command']}`",
         f"- Git commit: `{info['training']['commit']}`; CPU time: {info['training']['cpu_hours']} CPU-hours "

@@ -30,8 +30,8 @@ import numpy as np
 from real_eval.coarse_to_fine import predict_coarse_to_fine, resize_probs
 from real_eval.tiling import check_image, predict_tiles
 
-__all__ = ["STRATEGIES", "DEFAULT_STRATEGY", "DEFAULT_TILE_MAX_SIDE", "predict_probs", "capped_tile_scale", "get_strategy", "resize_probs",
-           "predict_tiles", "predict_coarse_to_fine"]
+__all__ = ["STRATEGIES", "DEFAULT_STRATEGY", "DEFAULT_TILE_MAX_SIDE", "predict_probs", "capped_tile_scale",
+           "get_strategy", "resize_probs", "predict_tiles", "predict_coarse_to_fine"]
 
 STRATEGIES = ("resize", "tiles", "coarse-to-fine")
 # Chosen by measurement (bench/bench_strategies.py on a real dev set, mobilenet_v2 U-Net at 256 px,
