@@ -36,6 +36,9 @@ class SynthConfig:
     key_source: str = knob("procedural",
         'where keys come from: procedural, fallback, a cut-out folder, or a weighted mix such as procedural:0.5,DIR:0.5')
     key_kinds: tuple | None = knob(None, 'procedural key kinds to draw from (null = all)')
+    distractor_kinds: tuple | None = knob(None,
+        'hard-negative object kinds to draw from (null = all: coin, paper_clip, screw, zipper, cutlery, key_ring, '
+        'fob, lanyard, bottle_opener, usb_stick, ball_chain)')
     key_materials: tuple | None = knob(None, 'procedural key materials to draw from (null = all)')
     # ---- asset bank (synth.keys.bank): cached key / distractor geometry, re-lit per sample
     asset_bank_size: int = knob(64,
@@ -162,7 +165,7 @@ class SynthConfig:
                                                                for x in w) and sum(w) > 0):
             raise ValueError(f"SynthConfig.cutout_blend_weights must be 4 weights >= 0 (hard, gaussian, motion, "
                              f"poisson) with a positive sum, got {w!r}")
-        for name in ("key_kinds", "key_materials", "camera_effects"):
+        for name in ("key_kinds", "distractor_kinds", "key_materials", "camera_effects"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, tuple) and all(isinstance(x, str) for x in v)):
                 raise ValueError(f"SynthConfig.{name} must be a list of names, got {v!r}")
@@ -171,6 +174,13 @@ class SynthConfig:
         bad = [e for e in self.camera_effects if e not in EFFECTS]
         if bad:
             raise ValueError(f"SynthConfig.camera_effects: unknown effect(s) {bad}; valid: {sorted(EFFECTS)}")
+        if self.distractor_kinds is not None:
+            from .distractors import DISTRACTOR_KINDS
+
+            bad = [k for k in self.distractor_kinds if k not in DISTRACTOR_KINDS]
+            if bad or not self.distractor_kinds:
+                raise ValueError(f"SynthConfig.distractor_kinds: unknown kind(s) {bad} or an empty list; valid: "
+                                 f"{sorted(DISTRACTOR_KINDS)} (or null for all)")
 
     @classmethod
     def field_names(cls) -> list[str]:

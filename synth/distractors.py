@@ -5,7 +5,7 @@ uint8 cut-out with straight alpha, tightly cropped, rotated counter-clockwise by
 ``size_px`` is the object's long-axis length before rotation. Nothing here is key: the scene labels
 all of it 0. ``render_distractor_asset`` takes the geometry from the asset bank
 (``synth.keys.bank``) and returns it in canonical orientation with the affine that places it.
-Metal distractors (coins, clips, screws, cutlery, rings, openers) share the key
+Metal distractors (coins, clips, screws, cutlery, rings, openers, ball chains) share the key
 materials so the model cannot tell keys by "metal look" alone (Dwibedi et al., ICCV 2017: distractor
 objects; Tobin et al. 2017: domain randomisation).
 """
@@ -190,12 +190,31 @@ def _usb_stick(rng, S):
     return s, {"connector_len": cl, "body_h": bh}, "metal+plastic", ("steel", "nickel")
 
 
+def _ball_chain(rng, S):
+    """A ball chain (the bead chain of many key rings and tags): metal beads on a thin wire along a
+    gently curved path; dark gaps between bright beads, a thin periodic metal outline, not a key."""
+    s = Shape()
+    r = max(1.5, S * _u(rng, 0.012, 0.03))  # bead radius, px
+    pitch = r * _u(rng, 2.2, 2.8)
+    amp, freq, phase = S * _u(rng, 0.0, 0.12), _u(rng, 0.5, 2.0), _u(rng, 0.0, 2 * math.pi)
+    t = np.linspace(0.0, 1.0, 96)
+    path = np.stack([r + t * (S - 2 * r), amp * np.sin(math.pi * freq * t + phase)], 1)
+    arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(path, axis=0).T))])
+    at = np.arange(0.0, arc[-1] + 1e-6, pitch)
+    beads = np.stack([np.interp(at, arc, path[:, 0]), np.interp(at, arc, path[:, 1])], 1)
+    s.line("cyl", path, max(1.0, r * 0.5))
+    for x, y in beads:
+        s.line("cyl", np.array([[x, y], [x + 0.01, y]]), 2 * r)
+    return s, {"bead_r": r, "pitch": pitch, "n_beads": int(len(beads)), "amplitude": amp}, "metal", \
+        ("steel", "nickel", "brass")
+
+
 _METAL_ON_TOP = ("zipper", "fob", "usb_stick")
 
 DISTRACTOR_KINDS = {
     "coin": _coin, "paper_clip": _paper_clip, "screw": _screw, "zipper": _zipper, "cutlery": _cutlery,
     "key_ring": _key_ring, "fob": _fob, "lanyard": _lanyard, "bottle_opener": _bottle_opener,
-    "usb_stick": _usb_stick,
+    "usb_stick": _usb_stick, "ball_chain": _ball_chain,
 }
 
 

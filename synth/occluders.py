@@ -16,7 +16,8 @@ from .compiled import kernel
 from .compose import Layer
 from .seeding import pick, uniform
 
-__all__ = ["FallbackKeys", "key_ring_layers", "finger_layer", "blob_layer", "fallback_distractor", "SKIN_TONES"]
+__all__ = ["FallbackKeys", "key_ring_layers", "finger_layer", "blob_layer", "fallback_distractor", "distractor_renderers",
+           "SKIN_TONES"]
 
 _SH = 4  # sub-pixel bits for cv2 drawing
 _S = float(1 << _SH)
@@ -253,3 +254,16 @@ def fallback_distractor(rng, kind: str, *, size_px: float, angle_deg: float, lig
     rgba = np.dstack([rgb.astype(np.uint8), a])
     out, _ = _rotate_rgba(rgba, angle_deg)
     return out, {"kind": kind, "fallback": True}
+
+
+def distractor_renderers(kinds: tuple | None = None):
+    """``(render, kinds drawn, render from the asset bank)`` of the hard negatives
+    (:mod:`synth.distractors`; :func:`fallback_distractor` without it); ``kinds`` None = every kind
+    (``SynthConfig`` has checked the names)."""
+    try:
+        import synth.distractors as D
+    except ModuleNotFoundError as exc:
+        if exc.name != "synth.distractors":
+            raise
+        return fallback_distractor, ("coin", "bar"), None
+    return D.render_distractor, tuple(kinds or D.DISTRACTOR_KINDS), D.render_distractor_asset

@@ -34,7 +34,7 @@ from . import functional as F
 from .keysources import blend_layer, make_keys, poisson_colour, relight_layer, sample_blend, sample_relight
 from .layout import (Layout, PlacedKey, blade_frame, key_length_and_angle, place_cluster, place_crop, place_scatter,
                      sample_layout)
-from .occluders import blob_layer, fallback_distractor, finger_layer, key_ring_layers
+from .occluders import blob_layer, distractor_renderers, fallback_distractor, finger_layer, key_ring_layers
 
 __all__ = ["SampleRenderer", "jsonable"]
 
@@ -43,16 +43,6 @@ MIN_KEY_RENDER_PX = 24.0
 #: 0.7x skips source pixels and aliases); 0.7 < 1 / sqrt(2), the largest shrink an asset-bank size
 #: bucket needs, so banked keys go through one warp (``synth.keys.bank.BUCKETS_PER_OCTAVE``)
 PRE_SHRINK_BELOW = 0.7
-
-
-def _distractor_fn():
-    try:
-        import synth.distractors as D
-    except ModuleNotFoundError as exc:
-        if exc.name != "synth.distractors":
-            raise
-        return fallback_distractor, ("coin", "bar"), None
-    return D.render_distractor, tuple(D.DISTRACTOR_KINDS), D.render_distractor_asset
 
 
 def _any_bank(c: SynthConfig) -> bool:
@@ -313,7 +303,7 @@ class SampleRenderer:
         """Hard negatives (coins, clips, fobs, ...; mask 0), 30 % of them over the keys."""
         c, S = self.config, sc.size
         if self._distract is None:
-            self._distract = _distractor_fn()
+            self._distract = distractor_renderers(c.distractor_kinds)
         fn, kinds, asset_fn = self._distract
         nd = int(r_neg.integers(c.n_distractors_range[0], c.n_distractors_range[1] + 1))
         for _ in range(nd):

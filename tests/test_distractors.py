@@ -41,3 +41,24 @@ def test_key_ring_is_an_open_annulus():
     a = rgba[..., 3]
     h, w = a.shape
     assert a[h // 2, w // 2] == 0 and (a == 255).mean() < 0.5
+
+
+def test_ball_chain_is_a_row_of_separate_beads():
+    rgba, meta = render_distractor(np.random.default_rng(4), "ball_chain", size_px=200.0, angle_deg=0.0, light_dir=LIGHT)
+    p = meta["params"]
+    assert p["n_beads"] >= 10 and p["pitch"] > 2 * p["bead_r"]
+    a = rgba[..., 3] > 127
+    profile = a.sum(0)[a.any(0)]  # object height per column along the chain
+    assert profile.max() >= 2 * p["bead_r"] - 1 and profile.min() < profile.max() / 2  # beads and thin wire between
+
+
+def test_distractor_kinds_knob_limits_the_kinds_drawn():
+    from synth import SampleRenderer, SynthConfig
+
+    r = SampleRenderer(SynthConfig(size=96, distractor_kinds=("coin", "ball_chain"), n_distractors_range=(2, 4)))
+    kinds = {n["kind"] for i in range(12) for n in r.render(i, 3)["meta"]["negatives"]}
+    assert kinds == {"coin", "ball_chain"}
+    with pytest.raises(ValueError, match="spoon.*valid"):
+        SynthConfig(distractor_kinds=("coin", "spoon"))
+    with pytest.raises(ValueError, match="empty"):
+        SynthConfig(distractor_kinds=())
