@@ -19,6 +19,7 @@ synthetic-only checkpoint, so a short CPU budget measures what the variant adds)
 - ``synthetic_closeup_lite``  the same lengths at the default 20 % crop-like share;
 - ``synthetic_negatives``  ``synthetic`` with 1-6 distractor objects (hard negatives) per scene instead of 0-4;
 - ``synthetic_lovasz``  ``synthetic`` with the Lovasz hinge (an IoU surrogate, weight 1) added to the loss;
+- ``synthetic_ball_chain``  ``synthetic`` with every distractor kind, ball chains included;
 - ``old_defaults``    ``synthetic`` with the scene defaults used before they were matched to real
                       key statistics (more tiny keys, shorter typical keys, more sensor noise).
 
@@ -66,6 +67,7 @@ VARIANTS = {
     "synthetic_closeup_lite": {"source": None, "synth": {"crop_like_length_range": (0.45, 2.0)}},
     "synthetic_negatives": {"source": None, "synth": {"n_distractors_range": (1, 6)}},
     "synthetic_lovasz": {"source": None, "train": {"lovasz_weight": 1.0}},
+    "synthetic_ball_chain": {"source": None, "synth": {"distractor_kinds": None}},
     "old_defaults": {"source": None, "synth": {"key_length_typical_range": (0.1, 0.6), "tiny_key_prob": 0.3,
                                                "read_noise_range": (0.3, 6.0)}},
 }
