@@ -171,18 +171,15 @@ class SynthConfig:
             v = getattr(self, name)
             if v is not None and not (isinstance(v, tuple) and all(isinstance(x, str) for x in v)):
                 raise ValueError(f"SynthConfig.{name} must be a list of names, got {v!r}")
-        from .effects import EFFECTS  # local: effects imports nothing from config
+        from .distractors import DISTRACTOR_KINDS  # local: neither imports config
+        from .effects import EFFECTS
 
-        bad = [e for e in self.camera_effects if e not in EFFECTS]
-        if bad:
-            raise ValueError(f"SynthConfig.camera_effects: unknown effect(s) {bad}; valid: {sorted(EFFECTS)}")
-        if self.distractor_kinds is not None:
-            from .distractors import DISTRACTOR_KINDS
-
-            bad = [k for k in self.distractor_kinds if k not in DISTRACTOR_KINDS]
-            if bad or not self.distractor_kinds:
-                raise ValueError(f"SynthConfig.distractor_kinds: unknown kind(s) {bad} or an empty list; valid: "
-                                 f"{sorted(DISTRACTOR_KINDS)} (or null for all)")
+        for name, valid in (("camera_effects", EFFECTS), ("distractor_kinds", DISTRACTOR_KINDS)):
+            bad = [x for x in getattr(self, name) or () if x not in valid]
+            if bad:
+                raise ValueError(f"SynthConfig.{name}: unknown name(s) {bad}; valid: {sorted(valid)}")
+        if self.distractor_kinds == ():
+            raise ValueError("SynthConfig.distractor_kinds: an empty list draws no object; list kinds, or null for all")
 
     @classmethod
     def field_names(cls) -> list[str]:

@@ -26,7 +26,6 @@ from backgrounds.procedural import TEXTURE_CACHE
 
 from .compose import Canvas, Layer, matmul3, rect_to_quad, rgba_to_layer, shadow_alpha, warp_layer
 from .config import SynthConfig
-from .cutouts import FolderCutouts
 from .meta import jsonable
 from .keys.bank import ASSET_CACHE, note_bank_generation
 from .seeding import asset_bank_seed, child_rng, loguniform, pick, sample_seed, uniform
@@ -124,9 +123,8 @@ class SampleRenderer:
                                                         shading=shading, bank_seed=bank_seed,
                                                         bank_size=c.asset_bank_size)
         elif hasattr(src, "sample_layers"):
-            cap = {"max_upscale": c.cutout_max_upscale} if isinstance(src, FolderCutouts) else {}
             rgba, lab, km = src.sample_layers(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env,
-                                              shading=shading, **cap)
+                                              shading=shading, max_upscale=c.cutout_max_upscale)
             if km.get("upscale_capped"):
                 Lr = km["length_px"]  # the cut-out is drawn shorter than the layout asked
                 L = min(L, Lr)

@@ -83,7 +83,7 @@ class ProceduralKeys:
         return self.materials[bisect.bisect_right(cdf, rng.random())]
 
     def sample_layers(self, rng: np.random.Generator, *, length_px: float, angle_deg: float, light_dir,
-                      env: np.ndarray | None = None, shading: bool = True
+                      env: np.ndarray | None = None, shading: bool = True, max_upscale: float | None = None
                       ) -> tuple[np.ndarray, np.ndarray, dict]:
         """Render one key.
 
@@ -95,6 +95,8 @@ class ProceduralKeys:
             env: optional uint8 (h, w, 3) RGB reflection environment (sphere map; e.g. a 64x64
                 blurred background); None = a synthetic room lit from ``light_dir``.
             shading: False -> flat material colours (ablation); geometry identical.
+            max_upscale: accepted and ignored (the cut-out sources' enlargement cap; a procedural
+                key is drawn sharp at any length).
 
         Returns:
             rgba: uint8 (H, W, 4), straight alpha, tight crop + 2 px margin, key + plastic head.
