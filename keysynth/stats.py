@@ -1,18 +1,11 @@
-"""``keysynth stats``: a real set's scene statistics next to the generator's, measured the same way.
-
-Renders ``--n`` samples with the given generator settings, measures both sets with
-:mod:`real_eval.scene_stats` (key length relative to the long side, key share, keys per photo,
-position, brightness, warmth, edge contrast), prints a table of medians and quartiles and writes
-the histograms as a PNG.
-"""
-
-from __future__ import annotations
-
-_HELP = """A real set's scene statistics next to the generator's, measured the same way.
+"""A real set's scene statistics next to the generator's, measured the same way.
 
 Renders --n samples with the given generator settings, measures both sets (key length relative to
 the long side, key share, keys per photo, position, brightness, warmth, edge contrast), prints a
-table of medians and quartiles and writes the histograms as a PNG."""
+table of medians and quartiles and writes the histograms as a PNG.
+"""
+
+from __future__ import annotations
 
 import argparse
 from pathlib import Path
@@ -86,7 +79,7 @@ def _preview_with_stats(preview_func):
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("stats", help="compare a real set's scene statistics with the generator's",
-                              description=_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("real", help="real annotated set (any supported format)")
     p.add_argument("--out", required=True, help="histogram PNG to write")
     p.add_argument("--n", type=int, default=200, help="generator samples to measure (default 200)")

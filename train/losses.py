@@ -58,6 +58,13 @@ def _prep(logits: torch.Tensor, target: torch.Tensor, ignore_index: int):
     return logits.float(), y, valid
 
 
+def _smp_inputs(logits: torch.Tensor, target: torch.Tensor, ignore_index: int):
+    """-> (logits float32 (N, H, W), target int64 (N, H, W) with ``ignore_index`` kept): what smp's
+    losses take; shapes checked as in :func:`_prep`."""
+    z, _, _ = _prep(logits, target, ignore_index)
+    return z, (target[:, 0] if target.ndim == 4 else target).long()
+
+
 def soft_dice_loss(logits, target, ignore_index: int = 255, smooth: float = 1.0) -> torch.Tensor:
     """Batch soft Dice loss ``1 - (2 sum(p y) + s) / (sum(p) + sum(y) + s)`` over valid pixels.
 
@@ -68,9 +75,8 @@ def soft_dice_loss(logits, target, ignore_index: int = 255, smooth: float = 1.0)
     """
     from segmentation_models_pytorch.losses import DiceLoss
 
-    z, _, _ = _prep(logits, target, ignore_index)
-    t = target[:, 0] if target.ndim == 4 else target
-    return DiceLoss(mode="binary", from_logits=True, smooth=smooth / 2, ignore_index=ignore_index)(z[:, None], t.long())
+    z, t = _smp_inputs(logits, target, ignore_index)
+    return DiceLoss(mode="binary", from_logits=True, smooth=smooth / 2, ignore_index=ignore_index)(z[:, None], t)
 
 
 def masked_bce_loss(logits, target, ignore_index: int = 255, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -125,9 +131,8 @@ def lovasz_hinge_loss(logits, target, ignore_index: int = 255) -> torch.Tensor:
     convex surrogate of 1 - IoU of the thresholded prediction; ``ignore_index`` pixels count nowhere."""
     from segmentation_models_pytorch.losses import LovaszLoss
 
-    z, _, _ = _prep(logits, target, ignore_index)
-    t = target[:, 0] if target.ndim == 4 else target
-    return LovaszLoss(mode="binary", per_image=True, ignore_index=ignore_index, from_logits=True)(z, t.long())
+    z, t = _smp_inputs(logits, target, ignore_index)
+    return LovaszLoss(mode="binary", per_image=True, ignore_index=ignore_index, from_logits=True)(z, t)
 
 
 def boundary_weight_at(step: int, total_steps: int, final_weight: float, ramp: float) -> float:
