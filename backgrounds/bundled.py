@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import cv2
@@ -21,13 +22,29 @@ BUNDLED_FILES = (
     "grass.png", "gravel.png", "motorcycle_left.png", "rocket.jpg", "page.png", "clock_motion.png",
 )
 
-_CACHE: dict[str, tuple[np.ndarray, bool]] = {}
-
 
 def _data_dir() -> str:
     import skimage.data
 
     return os.path.dirname(skimage.data.__file__)
+
+
+@functools.lru_cache(maxsize=None)
+def _decode(name: str) -> tuple[np.ndarray, bool]:
+    """Bundled file ``name`` as read-only RGB uint8 and whether it is grayscale (memoised: a pure
+    function of the installed file).
+
+    Raises:
+        BackgroundError: the file cannot be decoded (names it and the fix).
+    """
+    path = os.path.join(_data_dir(), name)
+    raw = cv2.imread(path, cv2.IMREAD_COLOR)  # grayscale -> 3 equal channels, alpha dropped
+    if raw is None:
+        raise BackgroundError(f"cannot decode bundled image {path}; reinstall scikit-image")
+    img = cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)
+    gray = bool(np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]))
+    img.flags.writeable = False
+    return img, gray
 
 
 class BundledBackgrounds:
@@ -57,24 +74,12 @@ class BundledBackgrounds:
                                       f"or use --backgrounds procedural")
         return self._files
 
-    def _load(self, name: str) -> np.ndarray:
-        hit = _CACHE.get(name)
-        if hit is None:
-            path = os.path.join(_data_dir(), name)
-            raw = cv2.imread(path, cv2.IMREAD_COLOR)  # grayscale -> 3 equal channels, alpha dropped
-            if raw is None:
-                raise BackgroundError(f"cannot decode bundled image {path}; reinstall scikit-image")
-            img = cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)
-            gray = bool(np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]))
-            hit = _CACHE[name] = (img, gray)
-        return hit
-
     def sample(self, rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, dict]:
         """uint8 (H, W, 3) RGB crop; meta = {source, file, crop, flip, tint}."""
         H, W = check_size(size)
         files = self.files
         name = pick(rng, files)
-        img, gray = self._load(name)
+        img, gray = _decode(name)
         out, meta = crop_resize(img, rng, (H, W), self.scale_range)
         tint = None
         if gray:  # grayscale source: random warm/cool tint

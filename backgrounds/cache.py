@@ -1,5 +1,9 @@
 """A byte-budget LRU cache for values that are pure functions of their key (asset and background
-banks): a hit and a miss return equal values, so results never depend on what is cached."""
+banks): a hit and a miss return equal values, so results never depend on what is cached.
+
+Each cache has one owner (a background source, a renderer), never a module: a pickled or copied
+cache arrives empty with the same budget, so a renderer sent to a worker process or thread starts
+with its own cache instead of a copy of the sender's."""
 
 from __future__ import annotations
 
@@ -16,15 +20,46 @@ class LRUCache:
     ``get(key, build)`` returns ``build()``'s value, computing it only when ``key`` is not cached;
     the bytes of a value (or of the items of a tuple value) are their ``nbytes``; values must not
     be mutated.
-    ``hits`` / ``misses`` count lookups (for benchmarks).
+    ``hits`` / ``misses`` count lookups (for benchmarks). Keys of banked values start with their
+    bank generation (``enter_generation``).
     """
+
+    #: bank generations kept by :meth:`enter_generation`
+    KEEP_GENERATIONS = 2
 
     def __init__(self, budget_mib: float = 256.0) -> None:
         self.budget = int(budget_mib * 2**20)
         self._d: OrderedDict = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._generations: list = []
         self.hits = self.misses = 0
+
+    def __getstate__(self) -> dict:
+        return {"budget": self.budget}  # a copy starts empty: cached values never travel
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(0)
+        self.budget = int(state["budget"])
+
+    def enter_generation(self, generation) -> None:
+        """Note that lookups now come from bank ``generation`` (the first item of their keys) and
+        keep only entries of the :attr:`KEEP_GENERATIONS` most recent generations: a worker moves
+        through generations in order (``train.stream.worker_index`` deals whole ones), so older
+        entries are never asked for again and memory stays flat over hours, not just bounded by
+        the budget. Two, so that interleaved indices near a boundary do not thrash."""
+        gens = self._generations
+        if gens and gens[-1] == generation:
+            return
+        with self._lock:
+            if generation in gens:
+                gens.remove(generation)
+            gens.append(generation)
+            if len(gens) <= self.KEEP_GENERATIONS:
+                return
+            del gens[0]
+            keep = set(gens)
+        self.retain(lambda key: key[0] in keep)
 
     def set_budget(self, budget_mib: float) -> None:
         """Set the byte budget to ``budget_mib`` MiB, evicting least-recently-used entries over it."""

@@ -1,4 +1,4 @@
-"""Backgrounds from a folder of user photos (recursive JPEG/PNG), with a per-process decode cache."""
+"""Backgrounds from a folder of user photos (recursive JPEG/PNG), with a decode cache owned by the source."""
 
 from __future__ import annotations
 
@@ -19,48 +19,35 @@ log = logging.getLogger(__name__)
 __all__ = ["FolderBackgrounds", "IMAGE_EXTENSIONS"]
 
 
-#: Per-process cache of decoded, downscaled photos: key (path, reduction) -> RGB uint8 (a pure
-#: function of its key). Module level so that a source unpickled in a worker process reuses it
-#: across samples; never pickled. Budget: ``KEYSYNTH_BG_CACHE_MB`` (default 384 MiB).
-PHOTO_CACHE = LRUCache(float(os.environ.get("KEYSYNTH_BG_CACHE_MB", "384")))
+#: default budget of a source's decoded-photo cache, MiB (``KEYSYNTH_BG_CACHE_MB`` overrides it)
+DEFAULT_CACHE_MIB = 384.0
 
 
-_HEADERS: dict[str, tuple[int, bool]] = {}  # path -> (short side or 0, file ends with its end marker)
-
-
-def _header(path: Path) -> tuple[int, bool]:
+def _read_header(path: Path) -> tuple[int, bool]:
     """``(short side from the header, 0 when unknown; True when the file ends with its format's end
-    marker: JPEG EOI ``FF D9`` or PNG ``IEND`` within the last 64 bytes, other formats True)``, memoised."""
-    key = str(path)
-    hit = _HEADERS.get(key)
-    if hit is None:
-        short, ext = 0, path.suffix.lower()
-        try:
-            from PIL import Image
+    marker: JPEG EOI ``FF D9`` or PNG ``IEND`` within the last 64 bytes, other formats True)``."""
+    short, ext = 0, path.suffix.lower()
+    try:
+        from PIL import Image
 
-            with Image.open(path) as im:
-                short = min(im.size)
-        except Exception:  # noqa: BLE001 - the decode reports the error with the file name
-            short = 0
-        marker = {".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9", ".png": b"IEND"}.get(ext)
-        ok = True
-        if marker is not None:
-            with open(path, "rb") as fh:
-                fh.seek(max(0, path.stat().st_size - 64))
-                ok = marker in fh.read()
-        hit = _HEADERS[key] = (short, ok)
-    return hit
+        with Image.open(path) as im:
+            short = min(im.size)
+    except Exception:  # noqa: BLE001 - the decode reports the error with the file name
+        short = 0
+    marker = {".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9", ".png": b"IEND"}.get(ext)
+    ok = True
+    if marker is not None:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 64))
+            ok = marker in fh.read()
+    return short, ok
 
 
-def _complete(path: Path) -> bool:
-    return _header(path)[1]
-
-
-def _reduction(path: Path, need: int) -> int:
-    """JPEG decode reduction (1, 2, 4 or 8): the largest whose short side still covers ``need`` px."""
+def _reduction(short: int, path: Path, need: int) -> int:
+    """JPEG decode reduction (1, 2, 4 or 8): the largest whose short side (``short`` px from the
+    header, 0 when unknown) still covers ``need`` px."""
     if path.suffix.lower() not in (".jpg", ".jpeg"):
         return 1
-    short = _header(path)[0]
     return next((r for r in (8, 4, 2) if short and short // r >= need), 1)
 
 
@@ -74,7 +61,8 @@ class FolderBackgrounds:
     """Random crops of the photos under ``root`` (recursive), rescaled to the requested size.
 
     The file index is built lazily on first use (construction and pickling are cheap). Decoded
-    photos are cached per process (LRU, budget ``KEYSYNTH_BG_CACHE_MB`` MiB, default 384) at the
+    photos are cached by the source (``photo_cache``: LRU, budget ``KEYSYNTH_BG_CACHE_MB`` MiB,
+    default 384; a pickled source arrives with an empty cache, so each worker fills its own) at the
     smallest JPEG decode reduction (1/2, 1/4, 1/8 via ``cv2.IMREAD_REDUCED_COLOR_*``) whose short
     side still covers ``min_scale`` x the requested size, so large photos are never decoded at
     full resolution when the output is small.
@@ -99,12 +87,22 @@ class FolderBackgrounds:
         self.scale_range = tuple(float(v) for v in scale_range)
         self._files: list[str] | None = None
         self.skipped: dict[str, str] = {}  # file -> why it was skipped (this process)
+        self.photo_cache = LRUCache(float(os.environ.get("KEYSYNTH_BG_CACHE_MB", DEFAULT_CACHE_MIB)))
+        self._headers: dict[str, tuple[int, bool]] = {}  # path -> _read_header(path)
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_files"] = None  # re-index lazily in the worker: keeps pickles small
         state["skipped"] = {}
+        state["_headers"] = {}
         return state
+
+    def _header(self, path: Path) -> tuple[int, bool]:
+        """:func:`_read_header` of ``path``, memoised by this source."""
+        hit = self._headers.get(str(path))
+        if hit is None:
+            hit = self._headers[str(path)] = _read_header(path)
+        return hit
 
     @property
     def files(self) -> list[str]:
@@ -133,11 +131,11 @@ class FolderBackgrounds:
                 cannot be decoded.
         """
         path = self.root / rel
-        red = _reduction(path, need)
-        return PHOTO_CACHE.get((str(path), red), lambda: self._decode(path, red))
+        red = _reduction(self._header(path)[0], path, need)
+        return self.photo_cache.get((str(path), red), lambda: self._decode(path, red))
 
     def _decode(self, path: Path, red: int) -> np.ndarray:
-        if not _complete(path):
+        if not self._header(path)[1]:
             raise BackgroundError(f"background image {path} is truncated (its end marker is missing); re-save "
                                   f"or delete it, or remove it from {self.root}")
         bgr = cv2.imread(str(path), _REDUCED[red])

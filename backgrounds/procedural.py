@@ -18,10 +18,10 @@ from keysynth.common import seed_rng
 from .base import channel_gains, check_size, pick, uniform
 from .cache import LRUCache
 
-__all__ = ["ProceduralBackgrounds", "PROCEDURAL_KINDS", "fractal_noise", "TEXTURE_CACHE"]
+__all__ = ["ProceduralBackgrounds", "PROCEDURAL_KINDS", "fractal_noise"]
 
-#: Per-process cache of banked textures (``ProceduralBackgrounds.sample_banked``).
-TEXTURE_CACHE = LRUCache(128)
+#: budget of a source's banked-texture cache, MiB
+TEXTURE_CACHE_MIB = 128
 
 _DIHEDRAL = ("none", "flip_x", "flip_y", "rot180", "transpose", "rot90", "rot270", "transverse")
 
@@ -243,6 +243,7 @@ class ProceduralBackgrounds:
             raise ValueError(f"unknown procedural background kind(s) {bad}; valid: {sorted(PROCEDURAL_KINDS)}")
         self.kinds = kinds
         self.max_work_px = int(max_work_px)
+        self.texture_cache = LRUCache(TEXTURE_CACHE_MIB)  # banked textures (a copy starts empty)
 
     def sample(self, rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, dict]:
         """uint8 (H, W, 3) RGB texture; meta = {source, kind, **kind params}."""
@@ -262,8 +263,9 @@ class ProceduralBackgrounds:
         per-channel gain in [0.85, 1.15]: ~0.1 ms instead of ~1-2 ms per sample.
 
         The texture of id ``i`` is ``sample(SeedSequence([bank_seed, i, H, W]), size)``, a pure
-        function kept in ``TEXTURE_CACHE``; ``i``, the orientation and the gains come from ``rng``,
-        so the output never depends on the cache. Raises ValueError if ``bank_size < 1``.
+        function kept in this source's ``texture_cache`` (the two most recent bank generations);
+        ``i``, the orientation and the gains come from ``rng``, so the output never depends on the
+        cache. Raises ValueError if ``bank_size < 1``.
         """
         H, W = check_size(size)
         if int(bank_size) < 1:
@@ -278,7 +280,8 @@ class ProceduralBackgrounds:
             img.flags.writeable = False
             return img, meta
 
-        img, meta = TEXTURE_CACHE.get((int(bank_seed), "procedural", self.kinds, self.max_work_px, tid, H, W), build)
+        self.texture_cache.enter_generation(int(bank_seed))
+        img, meta = self.texture_cache.get((int(bank_seed), "procedural", self.kinds, self.max_work_px, tid, H, W), build)
         if orient in (1, 2, 3):
             img = cv2.flip(img, {1: 1, 2: 0, 3: -1}[orient])
         elif orient >= 4:

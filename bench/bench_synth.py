@@ -4,7 +4,7 @@ camera backends: native and imgaug), of key rendering (fresh and from the asset 
 single-process CPU ms/sample (time.process_time: robust on a shared machine) with the ratio to
 the goal, with the asset bank on (default) and off, side by side.
 
-The asset bank (``synth.keys.bank``) caches object geometry per process, so a worker reaches its
+The asset bank (``synth.keys.bank``) caches object geometry per renderer, so a worker reaches its
 steady state once every bank slot it will be asked for is built: at 256 px 1.5% of the cache
 lookups miss over samples 1,000-2,000, 0.3% over 2,000-3,000 and under 0.05% after 4,000 (each miss
 builds an object, a few ms: ~2% of the time per sample at 1,500). Every process therefore renders blocks of 250 samples until one block
@@ -49,41 +49,27 @@ def _settle(r, start: int, max_n: int) -> int:
     """Render samples ``start, start + 1, ...`` with renderer ``r`` in blocks of ``WARM_BLOCK`` until a
     block makes no asset-cache miss (the steady state), at most ``max_n`` samples (at least 5).
     Returns how many were rendered."""
-    from synth.keys.bank import ASSET_CACHE
-
     n, top = 0, max(5, max_n)
     while n < top:
-        m0 = ASSET_CACHE.misses
+        m0 = r.asset_cache.misses
         k = min(WARM_BLOCK, top - n)
         for i in range(k):
             r.render(start + n + i, 0)
         n += k
-        if ASSET_CACHE.misses == m0:
+        if r.asset_cache.misses == m0:
             break
     return n
 
 
-def _warm(size: int, start: int, n: int) -> int:
-    """Fill this process's asset cache (``_settle``, at most ``n`` samples from ``start``). Returns the pid."""
-    cv2.setNumThreads(1)
-    from synth import SampleRenderer, SynthConfig
-
-    _settle(SampleRenderer(SynthConfig.default().replace(size=size)), start, n)
-    return os.getpid()
-
-
-def _hit_rate() -> tuple[int, int]:
-    from synth.keys.bank import ASSET_CACHE
-
-    return ASSET_CACHE.hits, ASSET_CACHE.misses
-
-
-def _work(size: int, start: int, seconds: float, write_dir: str | None) -> tuple[int, float, float]:
+def _work(size: int, start: int, seconds: float, write_dir: str | None, warm: int) -> tuple[int, float, float]:
+    """Warm a fresh renderer's asset cache on indices from 0 (``_settle``, at most ``warm`` samples),
+    then render from ``start`` for ``seconds`` s. Returns (samples, seconds, cache hit rate)."""
     cv2.setNumThreads(1)
     from synth import SampleRenderer, SynthConfig
 
     r = SampleRenderer(SynthConfig.default().replace(size=size))
-    h0, m0 = _hit_rate()
+    _settle(r, 0, warm)
+    h0, m0 = r.asset_cache.hits, r.asset_cache.misses
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         s = r.render(start + n, 0)
@@ -93,28 +79,25 @@ def _work(size: int, start: int, seconds: float, write_dir: str | None) -> tuple
             cv2.imwrite(os.path.join(write_dir, f"{start + n:08d}.png"), s["mask"])
         n += 1
     dt = time.perf_counter() - t0
-    h1, m1 = _hit_rate()
+    h1, m1 = r.asset_cache.hits, r.asset_cache.misses
     return n, dt, (h1 - h0) / max(1, (h1 - h0) + (m1 - m0))
 
 
 def bench_throughput(size: int, workers: int, seconds: float, write: bool, warm: int) -> tuple[float, float]:
-    """(samples/s per worker, asset-cache hit rate). Every process first fills its cache on indices
-    from 0 (``_warm``, at most ``warm`` samples), then worker k times indices from
-    ``WORK_BASE + 2000 k``: all of them in the run's first asset-bank generation (indices below
-    ``asset_bank_refresh`` = 20,000), so the warm cache is the one the timed samples use."""
+    """(samples/s per worker, asset-cache hit rate). Worker k first fills its renderer's cache on
+    indices from 0 (at most ``warm`` samples; the workers warm up alike, so their timed windows
+    overlap), then times indices from ``WORK_BASE + 2000 k``: all of them in the run's first
+    asset-bank generation (indices below ``asset_bank_refresh`` = 20,000), so the warm cache is
+    the one the timed samples use."""
     from joblib import Parallel, delayed
 
     with tempfile.TemporaryDirectory() as d:
         wd = d if write else None
         if workers == 1:
-            _warm(size, 0, warm)
-            res = [_work(size, WORK_BASE, seconds, wd)]
+            res = [_work(size, WORK_BASE, seconds, wd, warm)]
         else:
             par = Parallel(n_jobs=workers, backend="loky")
-            pids = par(delayed(_warm)(size, 0, warm) for k in range(workers))
-            if len(set(pids)) != workers:
-                print(f"  (warm-up ran in {len(set(pids))} of {workers} processes; cache state may differ)")
-            res = par(delayed(_work)(size, WORK_BASE + k * 2_000, seconds, wd) for k in range(workers))
+            res = par(delayed(_work)(size, WORK_BASE + k * 2_000, seconds, wd, warm) for k in range(workers))
     return float(np.mean([n / dt for n, dt, _ in res])), float(np.mean([h for _, _, h in res]))
 
 
@@ -145,12 +128,13 @@ def bench_effects(size: int, reps: int = 30) -> dict:
 def bench_keys(size: int, reps: int = 60) -> tuple[float, float]:
     """CPU ms per procedural key at the default size distribution (typical 0.1-0.6 x frame):
     (built afresh, from a warm asset bank)."""
+    from backgrounds.cache import LRUCache
     from synth.keys import ProceduralKeys
 
     cv2.setNumThreads(1)
     k, rng = ProceduralKeys(), np.random.default_rng(0)
     lens = np.exp(rng.uniform(np.log(0.1), np.log(0.6), reps)) * size
-    kw = dict(light_dir=(0.3, 0.4, 0.8), bank_seed=123, bank_size=4)
+    kw = dict(light_dir=(0.3, 0.4, 0.8), bank_seed=123, bank_size=4, cache=LRUCache(256))
     t0 = time.process_time()
     for i, L in enumerate(lens):
         k.sample_layers(rng, length_px=max(24.0, float(L)), angle_deg=7.0 * i, light_dir=(0.3, 0.4, 0.8))

@@ -31,25 +31,33 @@ class CameraChain:
     def __init__(self, cfg):
         self.effects: list[Effect] = build_effects(cfg)
 
-    def __call__(self, image: np.ndarray, rng: np.random.Generator, gain: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, dict]:
-        """Args: image float32/uint8 (H, W, 3); rng: the sample's camera generator; gain: optional
-        float32 (g, g) scene illumination gain (``functional.gradient_gain`` x exposure) folded into
-        the single gain pass. Returns (uint8 (H, W, 3), meta)."""
-        meta: dict = {}
+    def sample(self, rng: np.random.Generator, shape: tuple) -> dict:
+        """Every effect's parameters for an image of ``shape`` (H, W, 3), drawn from ``rng`` in chain
+        order: {effect name: params, or None for an effect skipped this time}. No pixel is read."""
+        return {eff.name: eff.sample(rng, shape) for eff in self.effects}
+
+    def apply(self, image: np.ndarray, params: dict, gain: np.ndarray | None = None) -> np.ndarray:
+        """Apply the effects with ``params`` (from :meth:`sample`). ``image`` float32/uint8 (H, W, 3);
+        ``gain`` optional float32 (g, g) scene illumination gain (``functional.gradient_gain`` x
+        exposure) folded into the single gain pass. Returns uint8 (H, W, 3)."""
         todo = []
-        for eff in self.effects:  # parameters first, in chain order (the rng stream is the chain order)
-            params = eff.sample(rng, image.shape)
-            meta[eff.name] = params
-            if params is None:
+        for eff in self.effects:
+            p = params[eff.name]
+            if p is None:
                 continue
             g = getattr(eff, "gain", None)
             if g is not None:
-                eg = g(image.shape, **params)
+                eg = g(image.shape, **p)
                 gain = eg if gain is None else gain * eg
             else:
-                todo.append((eff, params))
+                todo.append((eff, p))
         image = F.apply_gain(image, gain, out_uint8=True)
-        for eff, params in todo:
-            image = eff.apply(image, **params)
-        return image, meta
+        for eff, p in todo:
+            image = eff.apply(image, **p)
+        return image
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator, gain: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, dict]:
+        """:meth:`sample` then :meth:`apply`: (uint8 (H, W, 3), the parameters as meta)."""
+        params = self.sample(rng, image.shape)
+        return self.apply(image, params, gain), params

@@ -14,6 +14,7 @@ order, so the bytes equal the NumPy expressions given in their docstrings.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -21,7 +22,7 @@ import numpy as np
 
 from .compiled import kernel
 
-__all__ = ["Layer", "Canvas", "rgba_to_layer", "warp_layer", "shadow_alpha", "rect_to_quad", "matmul3"]
+__all__ = ["Layer", "Canvas", "rgba_to_layer", "warp_layer", "shadow_alpha", "cast_shadow", "rect_to_quad", "matmul3"]
 
 
 @dataclass
@@ -216,6 +217,21 @@ def shadow_alpha(alpha: np.ndarray, sigma: float, pad: int) -> np.ndarray:
         small = cv2.GaussianBlur(small, (0, 0), sigma / f)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     return cv2.GaussianBlur(a, (0, 0), sigma)
+
+
+def cast_shadow(canvas: "Canvas", layer: Layer, shadow) -> None:
+    """Darken ``canvas`` with ``layer``'s sampled shadow (``synth.spec.Shadow``; None: nothing)
+    before the layer is pasted: the cast shadow, then the contact shadow at the layer's place."""
+    if shadow is None:
+        return
+    pad = int(math.ceil(3 * shadow.blur_px)) + 1
+    dx, dy = shadow.shift
+    canvas.darken(shadow_alpha(layer.alpha, shadow.blur_px, pad), int(round(layer.x0 - pad + dx)),
+                  int(round(layer.y0 - pad + dy)), shadow.strength, shadow.tint)
+    if shadow.contact_blur_px is not None:
+        cp = int(math.ceil(3 * shadow.contact_blur_px)) + 1
+        canvas.darken(shadow_alpha(layer.alpha, shadow.contact_blur_px, cp), layer.x0 - cp, layer.y0 - cp,
+                      shadow.contact_strength)
 
 
 def _clip(x0, y0, h, w, H, W):

@@ -53,7 +53,9 @@ class SynthConfig:
         high=100000)
     asset_bank_refresh: int = knob(20000,
         'samples per asset-bank generation: new shapes after this many indices', unit='samples', low=1)
-    asset_cache_mib: int = knob(384, 'per-process budget of the cached geometry', unit='MiB', low=0, high=1048576)
+    asset_cache_mib: int = knob(384,
+        'budget of the cached key and distractor geometry, per renderer (one per worker process or thread)',
+        unit='MiB', low=0, high=1048576)
     # ---- scene layout
     empty_prob: float = knob(0.12, 'share of samples with no key at all (empty mask)', low=0, high=1)
     n_keys_range: tuple = knob((1, 4), 'keys per non-empty sample, inclusive', unit='keys', low=1, high=64)
@@ -180,6 +182,11 @@ class SynthConfig:
                 raise ValueError(f"SynthConfig.{name}: unknown name(s) {bad}; valid: {sorted(valid)}")
         if self.distractor_kinds == ():
             raise ValueError("SynthConfig.distractor_kinds: an empty list draws no object; list kinds, or null for all")
+        effects = tuple(self.camera_effects or ())
+        twice = sorted({x for x in effects if effects.count(x) > 1})
+        if twice:
+            raise ValueError(f"SynthConfig.camera_effects lists {twice} more than once; each effect runs at most once "
+                             f"per sample (widen its range instead)")
 
     @classmethod
     def field_names(cls) -> list[str]:

@@ -16,10 +16,12 @@ import math
 
 import numpy as np
 
+from backgrounds.cache import LRUCache
+
 from .meta import CleanDict, fresh_copy, jsonable
 from .seeding import pick, uniform as _u
 from .keys.geometry import Shape, ellipse_pts, rect_pts, rounded_rect_pts
-from .keys.bank import ASSET_CACHE, asset_rng, canonical_affine, draw_asset
+from .keys.bank import asset_rng, cached_asset, canonical_affine, draw_asset
 from .keys.materials import sample_material, sample_plastic
 from .keys.render import build_relief, render_shape, shade_relief, surface_detail
 
@@ -257,10 +259,12 @@ def render_distractor(rng: np.random.Generator, kind: str, *, size_px: float, an
 
 def render_distractor_asset(rng: np.random.Generator, kind: str, *, size_px: float, angle_deg: float, light_dir,
                             shading: bool = True, env: np.ndarray | None = None, bank_seed: int = 0,
-                            bank_size: int = 256) -> tuple[np.ndarray, dict, np.ndarray, tuple[int, int]]:
+                            bank_size: int = 256, cache: LRUCache | None = None
+                            ) -> tuple[np.ndarray, dict, np.ndarray, tuple[int, int]]:
     """:func:`render_distractor` from the asset bank: the shape (parameters, side wall, relief) of
     asset ``(bank_seed, kind, id, size bucket)`` is cached, with ``id`` drawn from ``rng`` in
-    ``[0, bank_size)``; material, textures and brightness are drawn from ``rng``.
+    ``[0, bank_size)``; material, textures and brightness are drawn from ``rng``. ``cache`` (the
+    renderer's ``asset_cache``) keeps the shapes; None builds them afresh (same pixels).
 
     Returns:
         rgba uint8 (h, w, 4) straight alpha in CANONICAL orientation at the bucket size, meta (plus
@@ -286,7 +290,7 @@ def render_distractor_asset(rng: np.random.Generator, kind: str, *, size_px: flo
                               metal_on_top=kind in _METAL_ON_TOP)
         return relief.compact(), surface_detail(g, relief, length_px=Sb), jsonable(params), families
 
-    relief, detail, params, families = ASSET_CACHE.get((int(bank_seed), "distractor", kind, shading, aid, k), build)
+    relief, detail, params, families = cached_asset(cache, (int(bank_seed), "distractor", kind, shading, aid, k), build)
     metal = sample_material(rng, str(pick(rng, families))) if relief.has_metal else None
     plastic = sample_plastic(rng, dark_p=0.35) if relief.has_plastic else None
     rgba, _, info = shade_relief(rng, relief, length_px=Sb, light_dir=light_dir, env=env, shading=shading,

@@ -9,6 +9,7 @@ photometric functions. Randomness lives in ``synth.effects`` (parameter sampling
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -110,23 +111,15 @@ def motion_blur(img: np.ndarray, length: float, angle_deg: float) -> np.ndarray:
 GAIN_GRID = 32  # side of the low-resolution grid smooth gain fields are evaluated on
 
 
-_GRID: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
-
-
+@functools.lru_cache(maxsize=64)
 def _grid_coords(H: int, W: int, g: int = GAIN_GRID) -> tuple[np.ndarray, np.ndarray]:
-    """Frame-pixel centres (ys (g,), xs (g,), float32, read-only, cached per (H, W, g)) of a g x g
+    """Frame-pixel centres (ys (g,), xs (g,), float32, read-only, memoised per (H, W, g)) of a g x g
     grid as ``cv2.resize`` maps them (x_src = (x_dst + 0.5) * g / W - 0.5), so a field sampled there
     and upsampled with INTER_LINEAR is exact for linear fields (clamped in the outer half cell)."""
-    key = (int(H), int(W), int(g))
-    hit = _GRID.get(key)
-    if hit is None:
-        ys = (np.arange(g, dtype=np.float32) + 0.5) * np.float32(H / g) - 0.5
-        xs = (np.arange(g, dtype=np.float32) + 0.5) * np.float32(W / g) - 0.5
-        ys.flags.writeable = xs.flags.writeable = False
-        if len(_GRID) > 64:
-            _GRID.clear()
-        hit = _GRID[key] = (ys, xs)
-    return hit
+    ys = (np.arange(g, dtype=np.float32) + 0.5) * np.float32(H / g) - 0.5
+    xs = (np.arange(g, dtype=np.float32) + 0.5) * np.float32(W / g) - 0.5
+    ys.flags.writeable = xs.flags.writeable = False
+    return ys, xs
 
 
 @kernel
@@ -270,21 +263,20 @@ def lighting_gradient(img: np.ndarray, amplitude: float, dx: float, dy: float) -
     return apply_gain(img, gradient_gain(img.shape, amplitude, dx, dy))
 
 
-_BANK: dict[int, np.ndarray] = {}
 BANK_SIZE = 1024
 BANK_SEED = 20240611
 NOISE_SCALE = 64  # the bank holds round(64 * N(0, 1)) as int16
 
 
+@functools.lru_cache(maxsize=1)
 def noise_bank() -> np.ndarray:
-    """Process-wide int16 (1024, 1024, 3) bank of ``round(NOISE_SCALE * n)``, n standard normal, from a
-    FIXED seed (identical in every process and machine), so noise costs a slice instead of 3 M
-    normal draws per sample; int16 halves the memory traffic of every later pass."""
-    b = _BANK.get(BANK_SIZE)
-    if b is None:
-        n = np.random.default_rng(BANK_SEED).standard_normal((BANK_SIZE, BANK_SIZE, 3), dtype=np.float32)
-        b = _BANK[BANK_SIZE] = np.clip(np.rint(n * NOISE_SCALE), -32767, 32767).astype(np.int16)
-        b.flags.writeable = False
+    """Read-only int16 (1024, 1024, 3) bank of ``round(NOISE_SCALE * n)``, n standard normal, from a
+    FIXED seed (identical in every process and machine; a constant, built once on first use), so
+    noise costs a slice instead of 3 M normal draws per sample; int16 halves the memory traffic of
+    every later pass."""
+    n = np.random.default_rng(BANK_SEED).standard_normal((BANK_SIZE, BANK_SIZE, 3), dtype=np.float32)
+    b = np.clip(np.rint(n * NOISE_SCALE), -32767, 32767).astype(np.int16)
+    b.flags.writeable = False
     return b
 
 

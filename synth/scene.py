@@ -7,33 +7,38 @@ distractors over -> blobs / fingers over keys -> illumination gradient x exposur
 Every random part draws from its own ``synth.seeding.child_rng(seed, stream)`` so switching a
 family off leaves the rest of the sample unchanged.
 
-:meth:`SampleRenderer.render` reads as the recipe: ``_start_scene`` (seeds, background, light,
-reflection env) -> :func:`synth.layout.sample_layout` -> ``_place_keys`` (each key rendered by its
-source, then placed by its layout kind) -> ``_add_distractors`` / ``_add_rings`` /
-``_add_occluders`` -> ``_composite`` (back to front, with shadows) -> ``_finish`` (illumination,
-camera chain, labels, meta). A :class:`Scene` carries the sample between the phases.
+A sample is sampled first and rendered second (as in Kubric): :meth:`SampleRenderer.sample_scene`
+draws everything random into a :class:`synth.spec.Scene` -- ``_start_scene`` (seeds, background,
+light and illumination, reflection env, look) -> :func:`synth.layout.sample_layout` ->
+``_place_keys`` (each key built as a cut-out layer by its source, then placed by its layout kind)
+-> ``_add_distractors`` / ``_add_rings`` / ``_add_occluders`` -> ``_sample_shadows`` -> the camera
+chain's parameters; :meth:`SampleRenderer.render_scene` composites that scene without a random
+draw -- ``_composite`` (back to front, each layer after its shadow) -> ``_finish`` (illumination,
+camera chain, labels, and the meta the scene writes). Objects are built while sampling because an
+object's appearance is drawn while it is rasterised, from its family's stream, and its placement
+depends on the rasterised size.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import cv2
 import numpy as np
 
-from backgrounds.procedural import TEXTURE_CACHE
+from backgrounds.cache import LRUCache
 
-from .compose import Canvas, Layer, matmul3, rect_to_quad, rgba_to_layer, shadow_alpha, warp_layer
+from .compose import Canvas, Layer, cast_shadow, matmul3, rect_to_quad, rgba_to_layer, warp_layer
 from .config import SynthConfig
 from .meta import jsonable
-from .keys.bank import ASSET_CACHE, note_bank_generation
 from .seeding import asset_bank_seed, child_rng, loguniform, pick, sample_seed, uniform
 from . import functional as F
+from .keys.render import PreparedEnv
 from .keysources import blend_layer, make_keys, poisson_colour, relight_layer, sample_blend, sample_relight
-from .layout import (Layout, PlacedKey, blade_frame, key_length_and_angle, place_cluster, place_crop, place_scatter,
+from .layout import (PlacedKey, blade_frame, key_length_and_angle, place_cluster, place_crop, place_scatter,
                      sample_layout)
 from .occluders import blob_layer, distractor_renderers, fallback_distractor, finger_layer, key_ring_layers
+from .spec import Scene, sample_light, sample_shadow
 
 __all__ = ["SampleRenderer", "jsonable"]
 
@@ -49,8 +54,51 @@ def _any_bank(c: SynthConfig) -> bool:
     return c.asset_bank_size > 0 or c.distractor_bank_size > 0 or c.background_bank_size > 0
 
 
+def sample_key_warp(rng: np.random.Generator, c: SynthConfig, w: int, h: int) -> dict:
+    """The perspective jitter of one w x h px key image: ``perspective`` (corner jitter, fraction
+    of the long side, uniform in ``perspective_range``), ``aspect`` (foreshortening factor, uniform
+    in ``aspect_jitter_range``), ``corners`` (4 x [dx, dy] px offsets) and ``axis_rad`` (the
+    foreshortening direction, uniform in [0, pi)), drawn in that order."""
+    jit = uniform(rng, *c.perspective_range)
+    asp = uniform(rng, *c.aspect_jitter_range)
+    d = (rng.uniform(-jit, jit, (4, 2)) * max(h, w)).tolist()
+    return {"perspective": jit, "aspect": asp, "corners": d, "axis_rad": math.radians(uniform(rng, 0, 180))}
+
+
+def key_warp_matrix(w: int, h: int, s: float, warp: dict) -> tuple[list[list[float]], tuple[int, int]]:
+    """3x3 homography (nested lists) taking a w x h px image to its jittered corners
+    (:func:`sample_key_warp`), stretched by ``aspect`` along the foreshortening axis about the
+    centre and scaled by ``s``, shifted into a box with a 1 px margin; and that box's (h, w) px."""
+    ux, uy = math.cos(warp["axis_rad"]), math.sin(warp["axis_rad"])
+    dst = []
+    for (x, y), (ddx, ddy) in zip(((0, 0), (w, 0), (w, h), (0, h)), warp["corners"]):
+        rx, ry = x - w / 2, y - h / 2
+        t = (rx * ux + ry * uy) * (warp["aspect"] - 1)
+        dst.append([(rx + t * ux + ddx) * s, (ry + t * uy + ddy) * s])
+    mx, my = min(p[0] for p in dst) - 1, min(p[1] for p in dst) - 1
+    dst = [[x - mx, y - my] for x, y in dst]
+    box = (math.ceil(max(p[1] for p in dst)) + 2, math.ceil(max(p[0] for p in dst)) + 2)
+    return rect_to_quad(w, h, dst), box
+
+
+def pre_shrink(rgba: np.ndarray, label: np.ndarray | None, M: list, s: float) -> tuple:
+    """Area-resize a key image (and its label alpha) by about ``s`` < 1 before its warp ``M``, so
+    that the bilinear warp does not skip source pixels (aliasing); returns them with ``M``
+    corrected to take the smaller image to the same place."""
+    hc, wc = rgba.shape[:2]
+    small = cv2.resize(rgba, (max(2, int(round(wc * s))), max(2, int(round(hc * s)))), interpolation=cv2.INTER_AREA)
+    lab = None if label is None else cv2.resize(label, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
+    sx, sy = small.shape[1] / wc, small.shape[0] / hc
+    return small, lab, [[r[0] / sx, r[1] / sy, r[2]] for r in M]  # == M @ diag(1 / sx, 1 / sy, 1)
+
+
 class SampleRenderer:
     """Render samples per DESIGN.md's sample contract. Picklable; sources are built lazily.
+
+    The renderer owns its caches: ``asset_cache`` (banked key and distractor geometry, budget
+    ``asset_cache_mib``) here, decoded photos and banked textures in its background source. A
+    pickled or copied renderer (a worker process or thread) starts with empty caches of the same
+    budgets, and no cache is shared between renderers.
 
     Args:
         config: SynthConfig (None = defaults).
@@ -68,6 +116,7 @@ class SampleRenderer:
         self._keys = keys
         self._camera = None
         self._distract = None
+        self.asset_cache = LRUCache(self.config.asset_cache_mib)
 
     def __getstate__(self):
         st = self.__dict__.copy()
@@ -121,7 +170,7 @@ class SampleRenderer:
         if bank_seed is not None and hasattr(src, "sample_asset"):
             rgba, lab, km, A, (h, w) = src.sample_asset(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env,
                                                         shading=shading, bank_seed=bank_seed,
-                                                        bank_size=c.asset_bank_size)
+                                                        bank_size=c.asset_bank_size, cache=self.asset_cache)
         elif hasattr(src, "sample_layers"):
             rgba, lab, km = src.sample_layers(rng, length_px=Lr, angle_deg=angle, light_dir=light, env=env,
                                               shading=shading, max_upscale=c.cutout_max_upscale)
@@ -136,20 +185,8 @@ class SampleRenderer:
         hole = km.get("hole_xy")
         # projective jitter (+ foreshortening + downscale for tiny keys) as one warp
         s = L / Lr
-        jit = uniform(rng, *c.perspective_range)
-        asp = uniform(rng, *c.aspect_jitter_range)
-        d = (rng.uniform(-jit, jit, (4, 2)) * max(h, w)).tolist()
-        ang = math.radians(uniform(rng, 0, 180))
-        ux, uy = math.cos(ang), math.sin(ang)  # foreshortening axis
-        dst = []
-        for (x, y), (ddx, ddy) in zip(((0, 0), (w, 0), (w, h), (0, h)), d):
-            rx, ry = x - w / 2, y - h / 2
-            t = (rx * ux + ry * uy) * (asp - 1)
-            dst.append([(rx + t * ux + ddx) * s, (ry + t * uy + ddy) * s])
-        mx, my = min(p[0] for p in dst) - 1, min(p[1] for p in dst) - 1
-        dst = [[x - mx, y - my] for x, y in dst]
-        M = rect_to_quad(w, h, dst)
-        ow, oh = math.ceil(max(p[0] for p in dst)) + 2, math.ceil(max(p[1] for p in dst)) + 2
+        warp = sample_key_warp(rng, c, w, h)
+        M, (oh, ow) = key_warp_matrix(w, h, s, warp)
         if A is not None:
             M = matmul3(M, A.tolist())  # the 2x3 affine as a 3x3 projective
             s = s * math.hypot(A[0, 0], A[0, 1])
@@ -157,16 +194,12 @@ class SampleRenderer:
             hx, hy = hole[0], hole[1]
             q = [r[0] * hx + r[1] * hy + r[2] for r in M]
             hole = [q[0] / q[2], q[1] / q[2]]
-        hc, wc = rgba.shape[:2]
         if s < PRE_SHRINK_BELOW:  # strong shrink: pre-area-resize so the bilinear warp does not alias
-            small = cv2.resize(rgba, (max(2, int(round(wc * s))), max(2, int(round(hc * s)))), interpolation=cv2.INTER_AREA)
-            lab_s = None if lab is None else cv2.resize(lab, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
-            sx, sy = small.shape[1] / wc, small.shape[0] / hc
-            rgba, lab = small, lab_s
-            M = [[r[0] / sx, r[1] / sy, r[2]] for r in M]  # == M @ diag(1 / sx, 1 / sy, 1)
+            rgba, lab, M = pre_shrink(rgba, lab, M, s)
         layer = warp_layer(rgba_to_layer(rgba, lab), np.array(M, np.float64), (oh, ow))
         km = {k: v for k, v in km.items() if k not in ("render",)}
-        km.update({"length_px": L, "render_length_px": Lr, "angle_deg": angle, "perspective": jit, "aspect": asp})
+        km.update({"length_px": L, "render_length_px": Lr, "angle_deg": angle, "perspective": warp["perspective"],
+                   "aspect": warp["aspect"]})
         if source_id is not None:
             km["source"] = self.keys.names[source_id]
         if km.get("kind") == "cutout":
@@ -192,32 +225,6 @@ class SampleRenderer:
         km["blend"] = bp
         return Layer.from_rgba(rgba, layer.x0 - pad, layer.y0 - pad, lab)
 
-    def _shadow(self, canvas, layer, rng, light, L, lift=1.0):
-        """Cast + contact shadow of ``layer`` on the canvas (before pasting it)."""
-        c = self.config
-        if not (c.shadows and rng.random() < c.shadow_prob):
-            return None
-        lx, ly, lz = light
-        n = math.hypot(lx, ly) or 1.0
-        cot = min(3.0, math.hypot(lx, ly) / max(lz, 0.2))
-        off = uniform(rng, *c.shadow_offset_range) * L * cot * lift
-        sig = uniform(rng, *c.shadow_blur_range) * L * lift + 0.6
-        st = uniform(rng, *c.shadow_strength_range)
-        dx, dy = -lx / n * off, -ly / n * off
-        pad = int(math.ceil(3 * sig)) + 1
-        a = layer.alpha
-        sa = shadow_alpha(a, sig, pad)
-        tint = (1.0, 1.0, 0.92) if rng.random() < 0.5 else None
-        canvas.darken(sa, int(round(layer.x0 - pad + dx)), int(round(layer.y0 - pad + dy)), st, tint)
-        cst = 0.0
-        if lift <= 1.0:
-            cst = uniform(rng, *c.contact_shadow_strength_range)
-            csig = 0.5 + 0.004 * L
-            cp = int(math.ceil(3 * csig)) + 1
-            ca = shadow_alpha(a, csig, cp)
-            canvas.darken(ca, layer.x0 - cp, layer.y0 - cp, cst)
-        return {"offset_px": off, "blur_px": sig, "strength": st, "contact_strength": cst}
-
     # ------------------------------------------------------------------ main
     def render(self, index: int, run_seed: int, debug: bool = False) -> dict:
         """Render sample ``index`` of run ``run_seed``.
@@ -230,6 +237,14 @@ class SampleRenderer:
             and ``coverage``: the total visible key coverage after everything
             (mask == coverage >= 0.5, except keys dropped by ``min_visible_px``).
         """
+        return self.render_scene(self.sample_scene(index, run_seed), debug)
+
+    def sample_scene(self, index: int, run_seed: int) -> Scene:
+        """Everything random about sample ``index`` of run ``run_seed``, as a :class:`synth.spec.Scene`:
+        background, light, look, layout, the placed keys, distractors, rings and occluders, every
+        layer's shadow and the camera's parameters. Each object is built here as a cut-out layer
+        (its appearance is drawn while it is rasterised, from the object family's own stream);
+        nothing is composited. :meth:`render_scene` turns the scene into the sample."""
         sc = self._start_scene(index, run_seed)
         r_lay = child_rng(sc.seed, "layout")
         sc.layout = sample_layout(r_lay, self.config, sc.size)
@@ -238,20 +253,27 @@ class SampleRenderer:
             self._add_distractors(sc, child_rng(sc.seed, "negatives"))
             self._add_rings(sc, child_rng(sc.seed, "rings"))
             self._add_occluders(sc, child_rng(sc.seed, "occluders"))
-        key_alpha = self._composite(sc, child_rng(sc.seed, "shadows"), debug)
-        return self._finish(sc, key_alpha, debug)
+        self._sample_shadows(sc, child_rng(sc.seed, "shadows"))
+        sc.camera = self.camera.sample(child_rng(sc.seed, "camera"), (sc.size, sc.size, 3)) if self.config.camera else {}
+        return sc
 
-    def _start_scene(self, index: int, run_seed: int) -> "Scene":
-        """Seeds, asset-bank generation, background, scene light, reflection env, shaded or flat look."""
+    def render_scene(self, sc: Scene, debug: bool = False) -> dict:
+        """The sample of a sampled scene (:meth:`sample_scene`; see :meth:`render` for the result):
+        compositing with shadows, illumination, the camera chain and the labels, all without a
+        random draw, so a scene renders to the same bytes every time."""
+        canvas = Canvas(sc.image)
+        key_alpha = self._composite(sc, canvas, debug)
+        return self._finish(sc, canvas, key_alpha, debug)
+
+    def _start_scene(self, index: int, run_seed: int) -> Scene:
+        """Seeds, asset-bank generation, background, scene light and illumination
+        (:func:`synth.spec.sample_light`), reflection env, shaded or flat look."""
         c = self.config
         seed = sample_seed(run_seed, index)
         S = c.size
         bank_seed = None
         if _any_bank(c):
             bank_seed = asset_bank_seed(run_seed, index // c.asset_bank_refresh)
-            if ASSET_CACHE.budget != c.asset_cache_mib << 20:
-                ASSET_CACHE.set_budget(c.asset_cache_mib)
-            note_bank_generation(bank_seed, (ASSET_CACHE, TEXTURE_CACHE))
         bsrc = self.backgrounds
         if bank_seed is not None and c.background_bank_size > 0 and hasattr(bsrc, "sample_banked"):
             bg, bg_meta = bsrc.sample_banked(child_rng(seed, "background"), (S, S), bank_seed=bank_seed,
@@ -260,21 +282,16 @@ class SampleRenderer:
             bg, bg_meta = bsrc.sample(child_rng(seed, "background"), (S, S))
         if bg.shape != (S, S, 3) or bg.dtype != np.uint8:
             raise ValueError(f"background source {self.backgrounds!r} returned {bg.dtype} {bg.shape}, expected uint8 {(S, S, 3)}")
-        r_light = child_rng(seed, "light")
-        az = uniform(r_light, 0, 360)
-        el = uniform(r_light, *c.light_elevation_range)
-        ca, sa_, ce, se = math.cos(math.radians(az)), math.sin(math.radians(az)), math.cos(math.radians(el)), math.sin(math.radians(el))
-        light = (ce * ca, ce * sa_, se)
+        lighting = sample_light(child_rng(seed, "light"), c)
         # reflection environment: the background point-sampled at 64 x 64, box-blurred (81 samples
         # averaged, so an area resize, 0.1-0.35 ms, would change nothing visible)
-        env = cv2.blur(cv2.resize(bg, (64, 64), interpolation=cv2.INTER_NEAREST), (9, 9))
-        env.flags.writeable = False  # read-only: the keys' shading memoises its planar version by identity
+        env = PreparedEnv.from_image(cv2.blur(cv2.resize(bg, (64, 64), interpolation=cv2.INTER_NEAREST), (9, 9)))
         shading = c.shading and not (c.flat_shading_prob > 0 and child_rng(seed, "look").random() < c.flat_shading_prob)
         return Scene(seed=seed, index=int(index), run_seed=int(run_seed), size=S, bank_seed=bank_seed,
-                     background=bg_meta, light_angles=(az, el), light=light, r_light=r_light, env=env,
-                     canvas=Canvas(bg), shading=bool(shading))
+                     background=bg_meta, lighting=lighting, light=lighting.direction, env=env,
+                     image=bg, shading=bool(shading))
 
-    def _place_keys(self, sc: "Scene", r_lay, r_keys) -> None:
+    def _place_keys(self, sc: Scene, r_lay, r_keys) -> None:
         """Render the layout's keys and place each by its layout kind (:mod:`synth.layout`)."""
         c, S, layout = self.config, sc.size, sc.layout
         delta = None  # cluster: the first key's offset between blade direction and rotation
@@ -297,7 +314,7 @@ class SampleRenderer:
             km["xy"] = [layer.x0, layer.y0]
             sc.keys.append(PlacedKey(layer, [hx + layer.x0, hy + layer.y0], (bx, by), L, km))
 
-    def _add_distractors(self, sc: "Scene", r_neg) -> None:
+    def _add_distractors(self, sc: Scene, r_neg) -> None:
         """Hard negatives (coins, clips, fobs, ...; mask 0), 30 % of them over the keys."""
         c, S = self.config, sc.size
         if self._distract is None:
@@ -315,7 +332,7 @@ class SampleRenderer:
             elif sc.bank_seed is not None and c.distractor_bank_size > 0:  # cached geometry, re-lit; one warp
                 rgba, dm, A, out_hw = asset_fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=sc.light,
                                                shading=sc.shading, env=sc.env, bank_seed=sc.bank_seed,
-                                               bank_size=c.distractor_bank_size)
+                                               bank_size=c.distractor_bank_size, cache=self.asset_cache)
                 lay = warp_layer(rgba_to_layer(rgba), A, out_hw)
             else:
                 rgba, dm = fn(r_neg, kind, size_px=size_px, angle_deg=ang_d, light_dir=sc.light, shading=sc.shading,
@@ -329,7 +346,7 @@ class SampleRenderer:
             sc.neg_meta.append({"kind": kind, "size_px": size_px, "over_keys": over, "xy": [lay.x0, lay.y0],
                                 **{k: v for k, v in dm.items() if k != "kind"}})
 
-    def _add_rings(self, sc: "Scene", r_ring) -> None:
+    def _add_rings(self, sc: Scene, r_ring) -> None:
         """Key rings through bow holes: one ring holding a cluster, else per key with ``key_ring_prob``."""
         c = self.config
         if sc.layout.mode == "cluster" and sc.keys:
@@ -347,7 +364,7 @@ class SampleRenderer:
             sc.rings_over.append(over)
             sc.occ_meta.append({"type": "ring", **rm})
 
-    def _add_occluders(self, sc: "Scene", r_occ) -> None:
+    def _add_occluders(self, sc: Scene, r_occ) -> None:
         """Fingers over a key (``hand_prob``) and a generic object edge across one (``blob_occluder_prob``)."""
         c, S = self.config, sc.size
         if sc.keys and r_occ.random() < c.hand_prob:
@@ -373,19 +390,29 @@ class SampleRenderer:
             sc.tops.append(bl)
             sc.occ_meta.append({"type": "blob", "centre": list(ctr), **bm})
 
-    def _composite(self, sc: "Scene", r_sh, debug: bool) -> np.ndarray | None:
-        """Paste back to front with shadows: distractors under, ring halves under, keys, ring halves
-        over, distractors over, fingers and blobs. Returns the keys-only label coverage (debug)."""
-        canvas, light, S = sc.canvas, sc.light, sc.size
-        for lay, sz in sc.under_d:
-            self._shadow(canvas, lay, r_sh, light, sz)
+    def _sample_shadows(self, sc: Scene, r_sh) -> None:
+        """Each layer's shadow (:func:`synth.spec.sample_shadow`), drawn in compositing order."""
+        c, light = self.config, sc.light
+        sc.shadows = {"under": [sample_shadow(r_sh, c, light, sz) for _, sz in sc.under_d],
+                      "keys": [sample_shadow(r_sh, c, light, key.length_px) for key in sc.keys],
+                      "over": [sample_shadow(r_sh, c, light, sz) for _, sz in sc.over_d],
+                      "tops": [sample_shadow(r_sh, c, light, float(max(lay.alpha.shape)) * 0.3, lift=2.0)
+                               for lay in sc.tops]}
+
+    def _composite(self, sc: Scene, canvas: Canvas, debug: bool) -> np.ndarray | None:
+        """Paste back to front, each layer after its shadow: distractors under, ring halves under,
+        keys, ring halves over, distractors over, fingers and blobs. Returns the keys-only label
+        coverage (debug)."""
+        S = sc.size
+        for (lay, _), sh in zip(sc.under_d, sc.shadows["under"]):
+            cast_shadow(canvas, lay, sh)
             canvas.paste(lay)
         for lay in sc.rings_under:
             canvas.paste(lay)
         key_alpha = np.zeros((S, S), np.float32) if debug else None
-        for k, key in enumerate(sc.keys, start=1):
+        for k, (key, sh) in enumerate(zip(sc.keys, sc.shadows["keys"]), start=1):
             lay = key.layer
-            sc.shadow_meta.append(self._shadow(canvas, lay, r_sh, light, key.length_px))
+            cast_shadow(canvas, lay, sh)
             if key.meta.get("blend", {}).get("mode") == "poisson":
                 new = poisson_colour(canvas.img, lay.rgba, lay.x0, lay.y0)
                 if new is not None:
@@ -400,30 +427,27 @@ class SampleRenderer:
                 ka += cov
         for lay in sc.rings_over:
             canvas.paste(lay)
-        for lay, sz in sc.over_d:
-            self._shadow(canvas, lay, r_sh, light, sz)
+        for (lay, _), sh in zip(sc.over_d, sc.shadows["over"]):
+            cast_shadow(canvas, lay, sh)
             canvas.paste(lay)
-        for lay in sc.tops:
-            self._shadow(canvas, lay, r_sh, light, float(max(lay.alpha.shape)) * 0.3, lift=2.0)
+        for lay, sh in zip(sc.tops, sc.shadows["tops"]):
+            cast_shadow(canvas, lay, sh)
             canvas.paste(lay)
         return key_alpha
 
-    def _finish(self, sc: "Scene", key_alpha, debug: bool) -> dict:
+    def _finish(self, sc: Scene, canvas: Canvas, key_alpha, debug: bool) -> dict:
         """Illumination gradient x exposure, the camera chain, labels and the sample's meta."""
-        c, S, canvas = self.config, sc.size, sc.canvas
-        amp = uniform(sc.r_light, *c.lighting_gradient_range)
-        amb = uniform(sc.r_light, *c.ambient_range)
+        c, S = self.config, sc.size
+        amp, amb = sc.lighting.gradient_amplitude, sc.lighting.exposure
         # illumination gradient x exposure as one low-res gain map, applied by the camera chain in the
         # same pass as its vignette and the float -> uint8 conversion
         gain = None
         if amp > 0 or abs(amb - 1) > 1e-3:
             gain = F.gradient_gain((S, S), amp, sc.light[0], sc.light[1], scale=amb)
-        sc.illumination = {"gradient_amplitude": amp, "exposure": amb}
         if c.camera:
-            image, cam_meta = self.camera(canvas.img, child_rng(sc.seed, "camera"), gain)
+            image = self.camera.apply(canvas.img, sc.camera, gain)
         else:
-            image, cam_meta = F.apply_gain(canvas.img, gain, out_uint8=True), {}
-        sc.camera = cam_meta
+            image = F.apply_gain(canvas.img, gain, out_uint8=True)
         mask, inst, counts = canvas.labels(c.ignore_band, c.ignore_band_px, c.min_visible_px)
         out = {"image": image, "mask": mask, "instances": inst, "meta": jsonable(sc.to_meta(counts))}
         if debug:
@@ -434,55 +458,3 @@ class SampleRenderer:
             out["key_alpha"] = key_alpha
             out["coverage"] = cov
         return out
-
-
-@dataclasses.dataclass
-class Scene:
-    """One sample while it is built, and its meta (:meth:`to_meta`): seed, index, run seed and size;
-    the asset-bank generation; the background's meta; the scene light (azimuth and elevation, deg,
-    and the unit vector towards it) with the ``light`` random stream (also drawn at the end, for
-    the illumination); the reflection env; the canvas; the layout and placed keys; the layers of
-    distractors (under / over the keys), ring halves and top occluders; and what the last phases
-    drew (shadows, illumination, camera)."""
-
-    seed: int
-    index: int
-    run_seed: int
-    size: int
-    bank_seed: int | None
-    background: dict
-    light_angles: tuple
-    light: tuple
-    r_light: object
-    env: np.ndarray
-    canvas: Canvas
-    shading: bool = True
-    layout: Layout | None = None
-    keys: list = dataclasses.field(default_factory=list)
-    under_d: list = dataclasses.field(default_factory=list)
-    over_d: list = dataclasses.field(default_factory=list)
-    rings_under: list = dataclasses.field(default_factory=list)
-    rings_over: list = dataclasses.field(default_factory=list)
-    tops: list = dataclasses.field(default_factory=list)
-    neg_meta: list = dataclasses.field(default_factory=list)
-    occ_meta: list = dataclasses.field(default_factory=list)
-    shadow_meta: list = dataclasses.field(default_factory=list)
-    illumination: dict | None = None
-    camera: dict | None = None
-
-    def to_meta(self, visible: dict[int, int]) -> dict:
-        """The sample's meta: every sampled parameter of the scene (``visible``: visible pixels per
-        key id, from the canvas labels; a key without any gets instance id 0)."""
-        keys, iid = [], 0
-        for k, key in enumerate(self.keys, start=1):
-            if k in visible:
-                iid += 1
-            keys.append({**key.meta, "instance_id": iid if k in visible else 0, "visible_px": visible.get(k, 0),
-                         "shadow": self.shadow_meta[k - 1]})
-        az, el = self.light_angles
-        return {"seed": self.seed, "index": self.index, "run_seed": self.run_seed, "size": self.size,
-                "background": self.background, "shading": self.shading,
-                "light": {"azimuth_deg": az, "elevation_deg": el, "dir": list(self.light)},
-                "mode": self.layout.mode, "key_scale": self.layout.scale, "illumination": self.illumination,
-                "camera": self.camera, "keys": keys, "n_keys_visible": len(visible), "negatives": self.neg_meta,
-                "occluders": self.occ_meta, "ring": self.layout.ring}

@@ -12,7 +12,7 @@ from synth import SampleRenderer, SynthConfig
 from synth.distractors import DISTRACTOR_KINDS, render_distractor_asset
 from synth.keys import ProceduralKeys
 from backgrounds.cache import LRUCache
-from synth.keys.bank import ASSET_CACHE, canonical_affine, size_bucket
+from synth.keys.bank import canonical_affine, size_bucket
 from synth.keys.geometry import Shape, rounded_rect_pts
 from synth.keys.materials import sample_material
 from synth.keys.render import build_relief, shade_relief
@@ -56,20 +56,29 @@ def _scene_bytes(r, i):
 def test_sample_bytes_do_not_depend_on_cache_state():
     cfg = SynthConfig(size=96, asset_bank_size=4, distractor_bank_size=2, n_distractors_range=(2, 4))
     r = SampleRenderer(cfg, backgrounds=_flat_bg())
-    ASSET_CACHE.clear()
     cold = [_scene_bytes(r, i) for i in (5, 6)]
-    assert ASSET_CACHE.misses > 0
+    assert r.asset_cache.misses > 0
     for i in range(20):  # fill and reuse the cache
         r.render(100 + i, 3)
-    assert ASSET_CACHE.hits > 0
+    assert r.asset_cache.hits > 0
     assert [_scene_bytes(r, i) for i in (5, 6)] == cold
     nothing = SampleRenderer(cfg.replace(asset_cache_mib=0), backgrounds=_flat_bg())  # nothing cached at all
-    try:
-        ASSET_CACHE.clear()
-        assert [_scene_bytes(nothing, i) for i in (5, 6)] == cold
-        assert len(ASSET_CACHE) == 0 and ASSET_CACHE.hits == 0
-    finally:
-        ASSET_CACHE.set_budget(cfg.asset_cache_mib)
+    assert [_scene_bytes(nothing, i) for i in (5, 6)] == cold
+    assert len(nothing.asset_cache) == 0 and nothing.asset_cache.hits == 0
+    assert len(r.asset_cache) > 0, "each renderer owns its cache: the other one's stays as it was"
+
+
+def test_a_pickled_renderer_starts_with_an_empty_cache_and_renders_the_same():
+    import copy
+    import pickle
+
+    cfg = SynthConfig(size=64, asset_bank_size=2, distractor_bank_size=1, asset_cache_mib=7)
+    r = SampleRenderer(cfg)  # the default backgrounds: a picklable source
+    before = _scene_bytes(r, 4)
+    assert len(r.asset_cache) > 0
+    for other in (pickle.loads(pickle.dumps(r)), copy.deepcopy(r)):
+        assert len(other.asset_cache) == 0 and other.asset_cache.budget == 7 << 20
+        assert _scene_bytes(other, 4) == before
 
 
 def test_meta_handed_out_is_not_the_cache():
@@ -171,19 +180,14 @@ def _flat_bg():
 
 def test_banked_procedural_backgrounds_pure_and_varied():
     from backgrounds import ProceduralBackgrounds, default_backgrounds
-    from backgrounds.procedural import TEXTURE_CACHE
 
     src = ProceduralBackgrounds()
-    TEXTURE_CACHE.clear()
     draw = lambda s: src.sample_banked(np.random.default_rng(s), (48, 48), bank_seed=9, bank_size=2)  # noqa: E731
     cold = [draw(s)[0].tobytes() for s in range(6)]
-    assert TEXTURE_CACHE.misses <= 2 and TEXTURE_CACHE.hits >= 4
+    assert src.texture_cache.misses <= 2 and src.texture_cache.hits >= 4
     assert [draw(s)[0].tobytes() for s in range(6)] == cold
-    TEXTURE_CACHE.set_budget(0)
-    try:
-        assert [draw(s)[0].tobytes() for s in range(6)] == cold
-    finally:
-        TEXTURE_CACHE.set_budget(128)
+    src.texture_cache.set_budget(0)
+    assert [draw(s)[0].tobytes() for s in range(6)] == cold
     assert len(set(cold)) == 6  # 2 textures, but orientation + gains differ per sample
     img, meta = draw(0)
     assert img.shape == (48, 48, 3) and img.dtype == np.uint8 and meta["bank"]["id"] in (0, 1)
@@ -198,12 +202,18 @@ def test_banked_procedural_backgrounds_pure_and_varied():
 def test_old_bank_generations_are_dropped_from_the_cache():
     cfg = SynthConfig(size=64, asset_bank_size=2, distractor_bank_size=1, asset_bank_refresh=3, empty_prob=0.0)
     r = SampleRenderer(cfg, backgrounds=_flat_bg())
-    ASSET_CACHE.clear()
+    seen = set()
     for i in range(12):  # generations 0..3
         r.render(i, 5)
-        gens = {k[0] for k in ASSET_CACHE._d}
+        gens = {k[0] for k in r.asset_cache._d}
+        seen |= gens
         assert len(gens) <= 2, "only the two most recent generations stay cached"
+    assert len(seen) == 4
     c = LRUCache(1)
     c.get((1, "a"), lambda: np.zeros(10))
     c.get((2, "a"), lambda: np.zeros(10))
     assert c.retain(lambda k: k[0] == 2) == 1 and len(c) == 1
+    for gen in (1, 2, 3):  # the cache's own generation book-keeping
+        c.enter_generation(gen)
+        c.get((gen, "b"), lambda: np.zeros(10))
+    assert {k[0] for k in c._d} == {2, 3}

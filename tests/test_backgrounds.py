@@ -162,18 +162,29 @@ def test_same_sample_whatever_was_decoded_before(tmp_path):
     src.sample(np.random.default_rng(9), (600, 600))  # a large request decodes at full size first
     again = src.sample(np.random.default_rng(4), (64, 64))[0]
     assert np.array_equal(first, again)
+    assert len(src.photo_cache) == 2  # the source's own cache: one entry per reduction
+
+
+def test_a_pickled_source_arrives_with_an_empty_cache_of_the_same_budget(tmp_path):
+    import pickle
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((40, 50, 3), 90, np.uint8))
+    src = FolderBackgrounds(tmp_path)
+    img, _ = src.sample(np.random.default_rng(1), (16, 16))
+    assert len(src.photo_cache) == 1 and src._headers
+    copy = pickle.loads(pickle.dumps(src))
+    assert len(copy.photo_cache) == 0 and copy.photo_cache.budget == src.photo_cache.budget
+    assert not copy._headers
+    assert np.array_equal(copy.sample(np.random.default_rng(1), (16, 16))[0], img)
 
 
 def test_pixels_never_depend_on_what_was_decoded_before(tmp_path):
     """The decoded-photo cache is keyed on the JPEG reduction: a small sample drawn after a large one
     (which decodes the same file at full size) is byte-identical to the same sample drawn first."""
-    from backgrounds.folder import PHOTO_CACHE
-
     rng = np.random.default_rng(0)
     photo = cv2.GaussianBlur(rng.integers(0, 255, (1200, 1600, 3), dtype=np.uint8), (0, 0), 3)
     cv2.imwrite(str(tmp_path / "a.jpg"), photo)
     src = FolderBackgrounds(tmp_path)
-    PHOTO_CACHE.clear()
     first, meta_small = src.sample(np.random.default_rng(5), (64, 64))
     _, meta_large = src.sample(np.random.default_rng(6), (1024, 1024))
     again, _ = src.sample(np.random.default_rng(5), (64, 64))

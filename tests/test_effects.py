@@ -70,6 +70,8 @@ def test_build_effects_order_and_unknown():
     assert [e.name for e in build_effects(cfg)] == list(cfg.camera_effects)
     with pytest.raises(ValueError, match="valid"):
         SynthConfig(camera_effects=("jpeg", "tilt_shift_xyz"))
+    with pytest.raises(ValueError, match=r"\['jpeg'\] more than once"):
+        SynthConfig(camera_effects=("jpeg", "color", "jpeg"))
 
 
 def test_noise_statistics_match_model():

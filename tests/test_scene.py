@@ -36,6 +36,36 @@ def test_same_seed_same_bytes_different_index_differs():
     assert a["image"].tobytes() != c["image"].tobytes()
 
 
+def test_a_sampled_scene_renders_without_a_random_draw():
+    """render = render_scene(sample_scene): the scene holds every random choice, so rendering it
+    twice gives the same bytes, and its meta shows the scene's shadows and camera parameters."""
+    r = _renderer(size=96, n_keys_range=(2, 3), empty_prob=0.0, n_distractors_range=(2, 3), hand_prob=1.0)
+    for i in range(4):
+        whole = r.render(i, 11)
+        sc = r.sample_scene(i, 11)
+        a, b = r.render_scene(sc), r.render_scene(sc)
+        for k in ("image", "mask", "instances"):
+            assert np.array_equal(a[k], whole[k]) and np.array_equal(b[k], whole[k])
+        assert a["meta"] == b["meta"] == whole["meta"]
+        assert len(sc.shadows["keys"]) == len(sc.keys) and len(sc.shadows["under"]) == len(sc.under_d)
+        assert [k["shadow"] for k in whole["meta"]["keys"]] == [None if sh is None else
+                                                               pytest.approx(sh.meta(), abs=1e-4) for sh in sc.shadows["keys"]]
+        assert set(whole["meta"]["camera"]) == set(sc.camera)
+
+
+def test_shadows_fall_away_from_the_light_and_switch_off_without_a_draw():
+    from synth.spec import sample_shadow
+
+    on = SynthConfig(shadow_prob=1.0)
+    sh = sample_shadow(np.random.default_rng(0), on, (0.6, 0.0, 0.8), 50.0)
+    assert sh.shift[0] < 0 and sh.shift[1] == 0 and sh.contact_blur_px is not None
+    lifted = sample_shadow(np.random.default_rng(0), on, (0.6, 0.0, 0.8), 50.0, lift=2.0)
+    assert lifted.contact_blur_px is None and lifted.contact_strength == 0.0 and lifted.offset_px > sh.offset_px
+    rng = np.random.default_rng(0)
+    assert sample_shadow(rng, on.replace(shadows=False), (0.6, 0.0, 0.8), 50.0) is None
+    assert rng.random() == np.random.default_rng(0).random()  # nothing was drawn
+
+
 def test_contract_meta_and_instances():
     r = _renderer()
     for i in range(12):

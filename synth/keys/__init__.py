@@ -16,9 +16,11 @@ import math
 
 import numpy as np
 
+from backgrounds.cache import LRUCache
+
 from ..meta import CleanDict, fresh_copy, jsonable
 from ..seeding import pick
-from .bank import ASSET_CACHE, asset_rng, canonical_affine, draw_asset
+from .bank import asset_rng, cached_asset, canonical_affine, draw_asset
 from .kinds import KEY_BUILDERS
 from .materials import MATERIALS, check_names, sample_material, sample_plastic
 from .render import build_relief, render_shape, shade_relief, surface_detail
@@ -93,7 +95,8 @@ class ProceduralKeys:
             angle_deg: counter-clockwise rotation on screen, degrees.
             light_dir: (3,) light direction, image coordinates (x right, y down, z toward camera).
             env: optional uint8 (h, w, 3) RGB reflection environment (sphere map; e.g. a 64x64
-                blurred background); None = a synthetic room lit from ``light_dir``.
+                blurred background), or one prepared once per scene
+                (``synth.keys.render.PreparedEnv``); None = a synthetic room lit from ``light_dir``.
             shading: False -> flat material colours (ablation); geometry identical.
             max_upscale: accepted and ignored (the cut-out sources' enlargement cap; a procedural
                 key is drawn sharp at any length).
@@ -123,8 +126,8 @@ class ProceduralKeys:
         return rgba, key_alpha, meta
 
     def sample_asset(self, rng: np.random.Generator, *, length_px: float, angle_deg: float, light_dir,
-                     env: np.ndarray | None = None, shading: bool = True, bank_seed: int = 0, bank_size: int = 256
-                     ) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray, tuple[int, int]]:
+                     env: np.ndarray | None = None, shading: bool = True, bank_seed: int = 0, bank_size: int = 256,
+                     cache: LRUCache | None = None) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray, tuple[int, int]]:
         """Render one key from the asset bank: geometry cached, appearance sampled here.
 
         The asset id is drawn from ``rng`` in ``[0, bank_size)``; its kind, shape parameters, side
@@ -133,7 +136,8 @@ class ProceduralKeys:
         (``size_bucket``), so equal ids give equal objects. Material (colour, shininess, how
         strongly the marks show), plastic colour, environment placement and brightness are drawn
         from ``rng``; normals are rotated by ``angle_deg`` so that the light agrees with the
-        on-screen orientation.
+        on-screen orientation. ``cache`` (the renderer's ``asset_cache``) keeps the geometry of the
+        two most recent bank generations; None builds it afresh (same pixels).
 
         Returns:
             rgba: uint8 (h, w, 4) straight alpha, CANONICAL orientation (long axis along +x), at Lb.
@@ -162,7 +166,7 @@ class ProceduralKeys:
                                   normals=shading, points=points, side_max=0.5 * params.get("hole_r", 1e9))
             return relief.compact(), surface_detail(g, relief, length_px=Lb), kind, jsonable(params)
 
-        relief, detail, kind, params = ASSET_CACHE.get((int(bank_seed), "key", self.kinds, shading, aid, k), build)
+        relief, detail, kind, params = cached_asset(cache, (int(bank_seed), "key", self.kinds, shading, aid, k), build)
         mat_name = self._material_name(rng, kind)
         metal = sample_material(rng, mat_name)
         plastic = sample_plastic(rng, dark_p=0.75 if kind == "car" else 0.45) if relief.has_plastic else None

@@ -3,8 +3,8 @@
 Rasterising a procedural object and computing its height map and normals costs ~1-2 ms; lighting
 and colouring it costs a fraction of that. With an asset bank a scene does not build every key or
 distractor afresh: it draws an asset id in ``[0, bank_size)`` and takes that object's geometry
-(:class:`synth.keys.render.Relief`, canonical orientation, at a size bucket) from a per-process
-LRU cache, then samples material, texture placement, scratches, light, environment, rotation,
+(:class:`synth.keys.render.Relief`, canonical orientation, at a size bucket) from the renderer's
+LRU cache (``SampleRenderer.asset_cache``), then samples material, texture placement, scratches, light, environment, rotation,
 scale and perspective for this sample only. Like a fixed asset set in Kubric or the cut-out pool
 of Cut, Paste and Learn, but procedural and refreshed: the bank's seed changes every
 ``refresh`` samples, so a long run keeps seeing new shapes.
@@ -18,15 +18,14 @@ cache, the worker or the order of samples.
 from __future__ import annotations
 
 import math
-import threading
+from typing import Callable
 
 import numpy as np
 
 from backgrounds.cache import LRUCache
 from keysynth.common import seed_rng
 
-__all__ = ["ASSET_CACHE", "size_bucket", "draw_asset", "asset_rng", "canonical_affine", "BUCKETS_PER_OCTAVE",
-           "note_bank_generation"]
+__all__ = ["size_bucket", "draw_asset", "asset_rng", "canonical_affine", "cached_asset", "BUCKETS_PER_OCTAVE"]
 
 BUCKETS_PER_OCTAVE = 2  # size buckets 2**(1/2) apart: a cached asset is shrunk by at most 1/sqrt(2)
 
@@ -70,30 +69,11 @@ def canonical_affine(hw: tuple[int, int], angle_deg: float, scale: float) -> tup
     return np.array([[c, s, -lo_x - 0.5], [-s, c, -lo_y - 0.5]]), (out_h, out_w)
 
 
-#: The per-process cache used by ``ProceduralKeys`` and ``render_distractor`` (budget set from
-#: ``SynthConfig.asset_cache_mib`` by the renderer).
-ASSET_CACHE = LRUCache(256)
-
-
-_RECENT: list[int] = []  # this process's last two asset-bank generations, newest last
-_RECENT_LOCK = threading.Lock()
-
-
-def note_bank_generation(bank_seed: int, caches: tuple = ()) -> None:
-    """Keep ``caches`` (the renderer's asset and texture caches, keyed by bank seed first) to the two
-    most recent bank generations this process used:
-    a worker moves through generations in order (``train.stream.worker_index`` deals whole ones), so
-    older entries are never asked for again and memory stays flat over hours, not just bounded by
-    ``asset_cache_mib``. Two, so that interleaved indices near a boundary do not thrash."""
-    if _RECENT and _RECENT[-1] == bank_seed:
-        return
-    with _RECENT_LOCK:  # renders may run in threads (Dask)
-        if bank_seed in _RECENT:
-            _RECENT.remove(bank_seed)
-        _RECENT.append(bank_seed)
-        if len(_RECENT) <= 2:
-            return
-        del _RECENT[0]
-        keep = set(_RECENT)
-    for cache in caches:
-        cache.retain(lambda key: key[0] in keep)
+def cached_asset(cache: LRUCache | None, key: tuple, build: Callable[[], object]):
+    """``build()``'s value for ``key`` (its first item: the bank seed) from ``cache``, which first
+    drops all but the most recent bank generations (``LRUCache.enter_generation``); with no cache
+    the asset is built afresh (same value, slower)."""
+    if cache is None:
+        return build()
+    cache.enter_generation(key[0])
+    return cache.get(key, build)

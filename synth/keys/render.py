@@ -32,7 +32,7 @@ from .kernels import Q_CAVITY, Q_TEXTURE, Q_UNIT, dequantize, pack_params, quant
 from .shading import (blotch_bank, canonical_coords, default_env, env_image, light_xyz, lookup_texture,
                       relief_normals, streak_bank)
 
-__all__ = ["Relief", "SurfaceDetail", "build_relief", "surface_detail", "shade_relief", "render_shape"]
+__all__ = ["PreparedEnv", "Relief", "SurfaceDetail", "build_relief", "surface_detail", "shade_relief", "render_shape"]
 
 
 def _scratches(rng: np.random.Generator, size: tuple[int, int], n: int, length: float, axis_deg: float) -> np.ndarray:
@@ -55,29 +55,31 @@ def _planar96(e: np.ndarray, dtype=None) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(e, (96, 96), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1), dtype=dtype)
 
 
-_ENV_MEMO: list = [None]  # [(the last env array, its bytes key or None, its planar 96 px float32 version)]
+@dataclass(frozen=True)
+class PreparedEnv:
+    """A reflection environment prepared once for every object of a scene: ``planar`` float32
+    (3, 96, 96) in [0, 1], read-only, the sphere map the shading kernel looks up. Accepted as
+    ``env`` wherever an env image is (the renderer passes one per scene, so its objects share one
+    conversion)."""
+
+    planar: np.ndarray
+
+    @classmethod
+    def from_image(cls, env) -> "PreparedEnv":
+        """From a uint8 (h, w, 3) RGB env image (validated by ``env_image``; ValueError otherwise)."""
+        return cls(_env_planar(env))
 
 
 def _env_planar(env) -> np.ndarray:
-    """Validated (``env_image``) planar 96 px float32 version of ``env``, in [0, 1]; the last one is
-    memoised per process (every key of a scene shares the scene's env), so results never depend on
-    the memo: a read-only array that owns its memory (the renderer's per-scene env) is recognised
-    by identity, any other by content (bytes equality). The memo is one tuple swapped atomically
-    (safe with threaded workers). The map is resized as uint8 (fixed point), then converted in one
-    transposing copy: ~3x cheaper than converting to float32 first (values within 0.5 / 255)."""
-    hit = _ENV_MEMO[0]
-    if hit is not None and env is hit[0] and hit[1] is None:
-        return hit[2]
-    e8 = env_image(env)
-    key = None
-    if e8.flags.writeable or e8.base is not None:
-        key = (e8.shape, e8.tobytes())  # bytes equality: ~10x cheaper than np.array_equal
-        if hit is not None and key == hit[1]:
-            return hit[2]
-    e = _planar96(e8, np.float32)
+    """The planar 96 px float32 version of ``env`` (a :class:`PreparedEnv`, or an image validated
+    by ``env_image``), in [0, 1], read-only. The map is resized as uint8 (fixed point), then
+    converted in one transposing copy: ~3x cheaper than converting to float32 first (values within
+    0.5 / 255)."""
+    if isinstance(env, PreparedEnv):
+        return env.planar
+    e = _planar96(env_image(env), np.float32)
     e *= np.float32(1.0 / 255.0)
     e.flags.writeable = False
-    _ENV_MEMO[0] = (env, key, e)
     return e
 
 
@@ -380,7 +382,7 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
             e = _env_planar(env)
         else:
             e = _planar96(default_env(rng, np.array(light, np.float64)))
-            e.flags.writeable = False  # like the memoised one: one kernel signature
+            e.flags.writeable = False  # like a prepared one: one kernel signature
         centre = (uniform(rng, 0.3, 0.7), uniform(rng, 0.3, 0.7))  # == rng.uniform(0.3, 0.7, 2)
         st = bl = scr = mvals = pvals = None
         if relief.has_metal:

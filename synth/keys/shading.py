@@ -171,23 +171,9 @@ def relief_normals(layers: dict[str, np.ndarray], idx: np.ndarray, bevel_px: flo
     return nx * inv, ny * inv, inv, cavity
 
 
-_LAST_LIGHT: list = [None]  # [(the last tuple given to light_xyz, its result)], swapped in one step (threads)
-
-
 def light_xyz(light_dir) -> tuple[float, float, float]:
     """Validate and normalise a light direction (3,) -> unit (x, y, z) Python floats (z forced >= 0.05).
-    Raises ValueError for anything but 3 finite numbers, not all zero. The last tuple's result is
-    memoised (every object of a scene shares the scene's light tuple)."""
-    hit = _LAST_LIGHT[0]
-    if hit is not None and light_dir is hit[0]:  # tuples are immutable: identity is enough
-        return hit[1]
-    out = _light_xyz(light_dir)
-    if type(light_dir) is tuple:
-        _LAST_LIGHT[0] = (light_dir, out)
-    return out
-
-
-def _light_xyz(light_dir) -> tuple[float, float, float]:
+    Raises ValueError for anything but 3 finite numbers, not all zero."""
     if type(light_dir) is tuple and len(light_dir) == 3 and all(type(c) is float for c in light_dir):
         # fast path (the renderer's per-object call): plain floats, no numpy reductions; same values
         x, y, z = light_dir
