@@ -48,18 +48,16 @@ class LRUCache:
         through generations in order (``train.stream.worker_index`` deals whole ones), so older
         entries are never asked for again and memory stays flat over hours, not just bounded by
         the budget. Two, so that interleaved indices near a boundary do not thrash."""
-        gens = self._generations
-        if gens and gens[-1] == generation:
+        if self._generations[-1:] == [generation]:  # the common case: one slice read, no lock
             return
         with self._lock:
+            gens = self._generations
             if generation in gens:
                 gens.remove(generation)
             gens.append(generation)
-            if len(gens) <= self.KEEP_GENERATIONS:
-                return
-            del gens[0]
-            keep = set(gens)
-        self.retain(lambda key: key[0] in keep)
+            if len(gens) > self.KEEP_GENERATIONS:
+                del gens[0]
+                self._drop_locked(lambda key: key[0] in gens)
 
     def set_budget(self, budget_mib: float) -> None:
         """Set the byte budget to ``budget_mib`` MiB, evicting least-recently-used entries over it."""
@@ -78,10 +76,13 @@ class LRUCache:
         """Drop every entry whose key fails ``keep(key)`` (e.g. an asset bank generation that no
         sample will ask for again); returns how many were dropped."""
         with self._lock:
-            dead = [k for k in self._d if not keep(k)]
-            for k in dead:
-                self._bytes -= self._d.pop(k)[1]
-            return len(dead)
+            return self._drop_locked(keep)
+
+    def _drop_locked(self, keep) -> int:
+        dead = [k for k in self._d if not keep(k)]
+        for k in dead:
+            self._bytes -= self._d.pop(k)[1]
+        return len(dead)
 
     def __len__(self) -> int:
         return len(self._d)

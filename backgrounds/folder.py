@@ -23,6 +23,11 @@ __all__ = ["FolderBackgrounds", "IMAGE_EXTENSIONS"]
 DEFAULT_CACHE_MIB = 384.0
 
 
+def _photo_cache() -> LRUCache:
+    """An empty decoded-photo cache with this process's budget (``KEYSYNTH_BG_CACHE_MB``)."""
+    return LRUCache(float(os.environ.get("KEYSYNTH_BG_CACHE_MB", DEFAULT_CACHE_MIB)))
+
+
 def _read_header(path: Path) -> tuple[int, bool]:
     """``(short side from the header, 0 when unknown; True when the file ends with its format's end
     marker: JPEG EOI ``FF D9`` or PNG ``IEND`` within the last 64 bytes, other formats True)``."""
@@ -43,9 +48,9 @@ def _read_header(path: Path) -> tuple[int, bool]:
     return short, ok
 
 
-def _reduction(short: int, path: Path, need: int) -> int:
-    """JPEG decode reduction (1, 2, 4 or 8): the largest whose short side (``short`` px from the
-    header, 0 when unknown) still covers ``need`` px."""
+def _reduction(path: Path, short: int, need: int) -> int:
+    """JPEG decode reduction (1, 2, 4 or 8) of ``path``: the largest whose short side (``short`` px
+    from the header, 0 when unknown) still covers ``need`` px."""
     if path.suffix.lower() not in (".jpg", ".jpeg"):
         return 1
     return next((r for r in (8, 4, 2) if short and short // r >= need), 1)
@@ -62,7 +67,8 @@ class FolderBackgrounds:
 
     The file index is built lazily on first use (construction and pickling are cheap). Decoded
     photos are cached by the source (``photo_cache``: LRU, budget ``KEYSYNTH_BG_CACHE_MB`` MiB,
-    default 384; a pickled source arrives with an empty cache, so each worker fills its own) at the
+    default 384, read where the source is built or unpickled; a pickled or deep-copied source
+    arrives with an empty cache, so each worker process or thread fills its own) at the
     smallest JPEG decode reduction (1/2, 1/4, 1/8 via ``cv2.IMREAD_REDUCED_COLOR_*``) whose short
     side still covers ``min_scale`` x the requested size, so large photos are never decoded at
     full resolution when the output is small.
@@ -87,7 +93,7 @@ class FolderBackgrounds:
         self.scale_range = tuple(float(v) for v in scale_range)
         self._files: list[str] | None = None
         self.skipped: dict[str, str] = {}  # file -> why it was skipped (this process)
-        self.photo_cache = LRUCache(float(os.environ.get("KEYSYNTH_BG_CACHE_MB", DEFAULT_CACHE_MIB)))
+        self.photo_cache = _photo_cache()
         self._headers: dict[str, tuple[int, bool]] = {}  # path -> _read_header(path)
 
     def __getstate__(self):
@@ -95,7 +101,12 @@ class FolderBackgrounds:
         state["_files"] = None  # re-index lazily in the worker: keeps pickles small
         state["skipped"] = {}
         state["_headers"] = {}
+        del state["photo_cache"]
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.photo_cache = _photo_cache()  # empty, with the budget of the process it arrives in
 
     def _header(self, path: Path) -> tuple[int, bool]:
         """:func:`_read_header` of ``path``, memoised by this source."""
@@ -131,7 +142,7 @@ class FolderBackgrounds:
                 cannot be decoded.
         """
         path = self.root / rel
-        red = _reduction(self._header(path)[0], path, need)
+        red = _reduction(path, self._header(path)[0], need)
         return self.photo_cache.get((str(path), red), lambda: self._decode(path, red))
 
     def _decode(self, path: Path, red: int) -> np.ndarray:

@@ -281,7 +281,8 @@ class ProceduralBackgrounds:
             return img, meta
 
         self.texture_cache.enter_generation(int(bank_seed))
-        img, meta = self.texture_cache.get((int(bank_seed), "procedural", self.kinds, self.max_work_px, tid, H, W), build)
+        key = (int(bank_seed), "procedural", self.kinds, self.max_work_px, tid, H, W)
+        img, meta = self.texture_cache.get(key, build)
         if orient in (1, 2, 3):
             img = cv2.flip(img, {1: 1, 2: 0, 3: -1}[orient])
         elif orient >= 4:

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--real", required=True, help="annotated real photos (any format `keysynth eval` reads)")
-    p.add_argument("--reference", default=None, help="reference model folder or checkpoint (default: the shipped model)")
+    p.add_argument("--reference", default=None,
+                   help="reference model folder or checkpoint (default: the shipped model)")
     p.add_argument("--average", nargs="*", default=[], metavar="CKPT",
                    help="checkpoints of the same architecture to average, with the reference")
     p.add_argument("--bn-photos", default=None, metavar="DIR", help="photos to re-estimate BatchNorm statistics on")
@@ -123,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = score(model.eval(), spec, samples, thr)
     base = results["reference"]
     for name, rows in results.items():
-        print(f"\n## {name}\n\n| scoring | mean IoU [95% CI] | vs reference [paired 95% CI] | boundary F1 | per photo |\n"
-              "|---|---|---|---|---|")
+        print(f"\n## {name}\n\n| scoring | mean IoU [95% CI] | vs reference [paired 95% CI] | boundary F1 "
+              "| per photo |\n|---|---|---|---|---|")
         for scoring, per in rows.items():
             iou, ref = [r["iou"] for r in per], [r["iou"] for r in base[scoring]]
             m, lo, hi = mean_interval(iou)

@@ -182,7 +182,9 @@ class SynthConfig:
                 raise ValueError(f"SynthConfig.{name}: unknown name(s) {bad}; valid: {sorted(valid)}")
         if self.distractor_kinds == ():
             raise ValueError("SynthConfig.distractor_kinds: an empty list draws no object; list kinds, or null for all")
-        effects = tuple(self.camera_effects or ())
+        from .effects import camera_effect_names
+
+        effects = camera_effect_names(self)
         twice = sorted({x for x in effects if effects.count(x) > 1})
         if twice:
             raise ValueError(f"SynthConfig.camera_effects lists {twice} more than once; each effect runs at most once "

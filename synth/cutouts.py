@@ -10,7 +10,7 @@ Each sample picks one cut-out uniformly (``rng.integers``), crops it to the alph
 scales it so the longer side of that box is ``length_px`` (INTER_AREA down, INTER_LINEAR up),
 and rotates it counter-clockwise by ``angle_deg`` on an expanded canvas. ``shading`` and
 ``light_dir`` are accepted for interface compatibility; no re-lighting is done (photographed
-cut-outs keep their own lighting). Files are indexed lazily and decoded once per process.
+cut-outs keep their own lighting). Files are indexed lazily and decoded once per source object.
 
 A folder written by ``keysynth cutouts`` holds ``cutouts.jsonl``; the cut-outs it flags
 ``truncated`` (keys cut by their photo's border) are left out while whole ones remain: pasted

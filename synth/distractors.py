@@ -23,7 +23,7 @@ from .seeding import pick, uniform as _u
 from .keys.geometry import Shape, ellipse_pts, rect_pts, rounded_rect_pts
 from .keys.bank import asset_rng, cached_asset, canonical_affine, draw_asset
 from .keys.materials import sample_material, sample_plastic
-from .keys.render import build_relief, render_shape, shade_relief, surface_detail
+from .keys.render import PreparedEnv, build_relief, render_shape, shade_relief, surface_detail
 
 __all__ = ["DISTRACTOR_KINDS", "render_distractor", "render_distractor_asset"]
 
@@ -221,7 +221,7 @@ DISTRACTOR_KINDS = {
 
 
 def render_distractor(rng: np.random.Generator, kind: str, *, size_px: float, angle_deg: float, light_dir,
-                      shading: bool = True, env: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+                      shading: bool = True, env: np.ndarray | PreparedEnv | None = None) -> tuple[np.ndarray, dict]:
     """Render one distractor.
 
     Args:
@@ -231,7 +231,8 @@ def render_distractor(rng: np.random.Generator, kind: str, *, size_px: float, an
         angle_deg: counter-clockwise rotation on screen, degrees.
         light_dir: (3,) light direction in image coordinates (x right, y down, z toward camera).
         shading: False -> flat material colours.
-        env: optional uint8 (h, w, 3) RGB reflection environment (see ``ProceduralKeys``).
+        env: optional uint8 (h, w, 3) RGB reflection environment or a prepared one (see
+            ``ProceduralKeys``).
 
     Returns:
         rgba uint8 (H, W, 4) straight alpha, and a JSON-serialisable meta (``kind``, ``params``,
@@ -258,7 +259,7 @@ def render_distractor(rng: np.random.Generator, kind: str, *, size_px: float, an
 
 
 def render_distractor_asset(rng: np.random.Generator, kind: str, *, size_px: float, angle_deg: float, light_dir,
-                            shading: bool = True, env: np.ndarray | None = None, bank_seed: int = 0,
+                            shading: bool = True, env: np.ndarray | PreparedEnv | None = None, bank_seed: int = 0,
                             bank_size: int = 256, cache: LRUCache | None = None
                             ) -> tuple[np.ndarray, dict, np.ndarray, tuple[int, int]]:
     """:func:`render_distractor` from the asset bank: the shape (parameters, side wall, relief) of

@@ -347,7 +347,7 @@ def camera_effect_names(cfg) -> list[str]:
     names = list(cfg.camera_effects)
     if getattr(cfg, "camera_backend", "native") != "imgaug":
         return names
-    out, done = [], False
+    out, done = [], "imgaug_camera" in names  # listed by name: the replaced effects add no second one
     for n in names:
         if n in IMGAUG_REPLACES:
             if not done:

@@ -97,15 +97,15 @@ class SampleRenderer:
 
     The renderer owns its caches: ``asset_cache`` (banked key and distractor geometry, budget
     ``asset_cache_mib``) here, decoded photos and banked textures in its background source. A
-    pickled or copied renderer (a worker process or thread) starts with empty caches of the same
-    budgets, and no cache is shared between renderers.
+    pickled or deep-copied renderer (a worker process or thread) starts with empty caches of the
+    same budgets; renderers share a cache only when given the same background source object.
 
     Args:
         config: SynthConfig (None = defaults).
         backgrounds: a ``BackgroundSource`` (None = ``make_backgrounds(config.backgrounds)``).
         keys: a key cut-out source with ``sample(rng, *, length_px, angle_deg, light_dir, env,
-            shading)`` (and optionally ``sample_layers`` giving the metal-only label alpha);
-            None = ``make_keys(config.key_source)``.
+            shading)`` (``env``: the scene's ``synth.keys.render.PreparedEnv``), optionally
+            ``sample_layers`` giving the metal-only label alpha; None = ``make_keys(config.key_source)``.
     """
 
     def __init__(self, config: SynthConfig | None = None, backgrounds=None, keys=None):
@@ -254,14 +254,15 @@ class SampleRenderer:
             self._add_rings(sc, child_rng(sc.seed, "rings"))
             self._add_occluders(sc, child_rng(sc.seed, "occluders"))
         self._sample_shadows(sc, child_rng(sc.seed, "shadows"))
-        sc.camera = self.camera.sample(child_rng(sc.seed, "camera"), (sc.size, sc.size, 3)) if self.config.camera else {}
+        if self.config.camera:
+            sc.camera = self.camera.sample(child_rng(sc.seed, "camera"), (sc.size, sc.size, 3))
         return sc
 
     def render_scene(self, sc: Scene, debug: bool = False) -> dict:
         """The sample of a sampled scene (:meth:`sample_scene`; see :meth:`render` for the result):
         compositing with shadows, illumination, the camera chain and the labels, all without a
         random draw, so a scene renders to the same bytes every time."""
-        canvas = Canvas(sc.image)
+        canvas = Canvas(sc.background_image)
         key_alpha = self._composite(sc, canvas, debug)
         return self._finish(sc, canvas, key_alpha, debug)
 
@@ -288,8 +289,8 @@ class SampleRenderer:
         env = PreparedEnv.from_image(cv2.blur(cv2.resize(bg, (64, 64), interpolation=cv2.INTER_NEAREST), (9, 9)))
         shading = c.shading and not (c.flat_shading_prob > 0 and child_rng(seed, "look").random() < c.flat_shading_prob)
         return Scene(seed=seed, index=int(index), run_seed=int(run_seed), size=S, bank_seed=bank_seed,
-                     background=bg_meta, lighting=lighting, light=lighting.direction, env=env,
-                     image=bg, shading=bool(shading))
+                     background_meta=bg_meta, background_image=bg, lighting=lighting, env=env,
+                     shading=bool(shading))
 
     def _place_keys(self, sc: Scene, r_lay, r_keys) -> None:
         """Render the layout's keys and place each by its layout kind (:mod:`synth.layout`)."""
@@ -404,13 +405,13 @@ class SampleRenderer:
         keys, ring halves over, distractors over, fingers and blobs. Returns the keys-only label
         coverage (debug)."""
         S = sc.size
-        for (lay, _), sh in zip(sc.under_d, sc.shadows["under"]):
+        for (lay, _), sh in zip(sc.under_d, sc.shadows["under"], strict=True):
             cast_shadow(canvas, lay, sh)
             canvas.paste(lay)
         for lay in sc.rings_under:
             canvas.paste(lay)
         key_alpha = np.zeros((S, S), np.float32) if debug else None
-        for k, (key, sh) in enumerate(zip(sc.keys, sc.shadows["keys"]), start=1):
+        for k, (key, sh) in enumerate(zip(sc.keys, sc.shadows["keys"], strict=True), start=1):
             lay = key.layer
             cast_shadow(canvas, lay, sh)
             if key.meta.get("blend", {}).get("mode") == "poisson":
@@ -427,10 +428,10 @@ class SampleRenderer:
                 ka += cov
         for lay in sc.rings_over:
             canvas.paste(lay)
-        for (lay, _), sh in zip(sc.over_d, sc.shadows["over"]):
+        for (lay, _), sh in zip(sc.over_d, sc.shadows["over"], strict=True):
             cast_shadow(canvas, lay, sh)
             canvas.paste(lay)
-        for lay, sh in zip(sc.tops, sc.shadows["tops"]):
+        for lay, sh in zip(sc.tops, sc.shadows["tops"], strict=True):
             cast_shadow(canvas, lay, sh)
             canvas.paste(lay)
         return key_alpha

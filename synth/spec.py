@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from .config import SynthConfig
+from .keys.render import PreparedEnv
 from .layout import Layout
 from .seeding import uniform
 
@@ -94,9 +95,9 @@ def sample_shadow(rng: np.random.Generator, c: SynthConfig, light: tuple, length
 @dataclasses.dataclass
 class Scene:
     """One sampled scene, and its meta (:meth:`to_meta`): seed, index, run seed and size; the
-    asset-bank generation; the background (``image``, uint8 (S, S, 3), and its meta); the scene's
-    :class:`Lighting` (and its unit vector towards the light, ``light``); the reflection env; the
-    shaded or flat look; the layout and placed keys; the layers of distractors (under / over the
+    asset-bank generation; the background (its meta, and its pixels: uint8 (S, S, 3)); the
+    scene's :class:`Lighting` (``light``: its unit vector towards the light); the reflection env
+    every object shares; the shaded or flat look; the layout and placed keys; the layers of distractors (under / over the
     keys, with their size), ring halves and top occluders (fingers, blobs) with their meta; the
     ``shadows`` of the layers that cast one, a :class:`Shadow` or None per layer of each group
     (``under``, ``keys``, ``over``, ``tops``); the camera chain's parameters."""
@@ -106,11 +107,10 @@ class Scene:
     run_seed: int
     size: int
     bank_seed: int | None
-    background: dict
+    background_meta: dict
+    background_image: np.ndarray
     lighting: Lighting
-    light: tuple
-    env: object  # synth.keys.render.PreparedEnv: the background's reflection map, shared by every object
-    image: np.ndarray
+    env: PreparedEnv
     shading: bool = True
     layout: Layout | None = None
     keys: list = dataclasses.field(default_factory=list)
@@ -121,21 +121,27 @@ class Scene:
     tops: list = dataclasses.field(default_factory=list)
     neg_meta: list = dataclasses.field(default_factory=list)
     occ_meta: list = dataclasses.field(default_factory=list)
-    shadows: dict = dataclasses.field(default_factory=dict)
+    shadows: dict = dataclasses.field(default_factory=lambda: {"under": [], "keys": [], "over": [], "tops": []})
     camera: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def light(self) -> tuple:
+        """Unit vector (x, y, z) towards the scene light (``lighting.direction``)."""
+        return self.lighting.direction
 
     def to_meta(self, visible: dict[int, int]) -> dict:
         """The sample's meta: every sampled parameter of the scene (``visible``: visible pixels per
-        key id, from the canvas labels; a key without any gets instance id 0)."""
+        key id, from the canvas labels; a key without any gets instance id 0). Nested dicts are the
+        scene's own (not copied: this runs once per sample); edit a copy."""
         keys, iid = [], 0
-        for k, (key, shadow) in enumerate(zip(self.keys, self.shadows["keys"]), start=1):
+        for k, (key, shadow) in enumerate(zip(self.keys, self.shadows["keys"], strict=True), start=1):
             if k in visible:
                 iid += 1
             keys.append({**key.meta, "instance_id": iid if k in visible else 0, "visible_px": visible.get(k, 0),
                          "shadow": None if shadow is None else shadow.meta()})
         li = self.lighting
         return {"seed": self.seed, "index": self.index, "run_seed": self.run_seed, "size": self.size,
-                "background": self.background, "shading": self.shading,
+                "background": self.background_meta, "shading": self.shading,
                 "light": {"azimuth_deg": li.azimuth_deg, "elevation_deg": li.elevation_deg, "dir": list(li.direction)},
                 "mode": self.layout.mode, "key_scale": self.layout.scale,
                 "illumination": {"gradient_amplitude": li.gradient_amplitude, "exposure": li.exposure},

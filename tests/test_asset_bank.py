@@ -217,3 +217,26 @@ def test_old_bank_generations_are_dropped_from_the_cache():
         c.enter_generation(gen)
         c.get((gen, "b"), lambda: np.zeros(10))
     assert {k[0] for k in c._d} == {2, 3}
+
+
+def test_cache_generations_hold_under_threads():
+    import threading
+
+    c, errors = LRUCache(4), []
+
+    def work(k):
+        try:
+            for gen in range(40):
+                c.enter_generation(gen)
+                c.get((gen, k), lambda: np.zeros(16))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    c.enter_generation(99)
+    assert {k[0] for k in c._d} <= {39}  # the previous generation only; 99 has no entry yet

@@ -72,6 +72,10 @@ def test_build_effects_order_and_unknown():
         SynthConfig(camera_effects=("jpeg", "tilt_shift_xyz"))
     with pytest.raises(ValueError, match=r"\['jpeg'\] more than once"):
         SynthConfig(camera_effects=("jpeg", "color", "jpeg"))
+    from synth.effects import camera_effect_names
+
+    listed = SynthConfig(camera_backend="imgaug", camera_effects=("jpeg", "imgaug_camera"))
+    assert camera_effect_names(listed) == ["imgaug_camera"]  # one pass, not a second one for jpeg
 
 
 def test_noise_statistics_match_model():

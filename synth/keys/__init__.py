@@ -23,7 +23,7 @@ from ..seeding import pick
 from .bank import asset_rng, cached_asset, canonical_affine, draw_asset
 from .kinds import KEY_BUILDERS
 from .materials import MATERIALS, check_names, sample_material, sample_plastic
-from .render import build_relief, render_shape, shade_relief, surface_detail
+from .render import PreparedEnv, build_relief, render_shape, shade_relief, surface_detail
 
 __all__ = ["ProceduralKeys", "KEY_KINDS", "MATERIALS", "KIND_MATERIAL_WEIGHTS"]
 
@@ -85,7 +85,8 @@ class ProceduralKeys:
         return self.materials[bisect.bisect_right(cdf, rng.random())]
 
     def sample_layers(self, rng: np.random.Generator, *, length_px: float, angle_deg: float, light_dir,
-                      env: np.ndarray | None = None, shading: bool = True, max_upscale: float | None = None
+                      env: np.ndarray | PreparedEnv | None = None, shading: bool = True,
+                      max_upscale: float | None = None
                       ) -> tuple[np.ndarray, np.ndarray, dict]:
         """Render one key.
 
@@ -126,7 +127,8 @@ class ProceduralKeys:
         return rgba, key_alpha, meta
 
     def sample_asset(self, rng: np.random.Generator, *, length_px: float, angle_deg: float, light_dir,
-                     env: np.ndarray | None = None, shading: bool = True, bank_seed: int = 0, bank_size: int = 256,
+                     env: np.ndarray | PreparedEnv | None = None, shading: bool = True, bank_seed: int = 0,
+                     bank_size: int = 256,
                      cache: LRUCache | None = None) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray, tuple[int, int]]:
         """Render one key from the asset bank: geometry cached, appearance sampled here.
 
@@ -180,7 +182,7 @@ class ProceduralKeys:
         return rgba, key_alpha, meta, affine, out_hw
 
     def sample(self, rng: np.random.Generator, *, length_px: float, angle_deg: float, light_dir,
-               env: np.ndarray | None = None, shading: bool = True) -> tuple[np.ndarray, dict]:
+               env: np.ndarray | PreparedEnv | None = None, shading: bool = True) -> tuple[np.ndarray, dict]:
         """Same as :meth:`sample_layers` without the metal-only alpha: ``(rgba, meta)``."""
         rgba, _, meta = self.sample_layers(rng, length_px=length_px, angle_deg=angle_deg, light_dir=light_dir,
                                            env=env, shading=shading)

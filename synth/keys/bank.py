@@ -4,10 +4,10 @@ Rasterising a procedural object and computing its height map and normals costs ~
 and colouring it costs a fraction of that. With an asset bank a scene does not build every key or
 distractor afresh: it draws an asset id in ``[0, bank_size)`` and takes that object's geometry
 (:class:`synth.keys.render.Relief`, canonical orientation, at a size bucket) from the renderer's
-LRU cache (``SampleRenderer.asset_cache``), then samples material, texture placement, scratches, light, environment, rotation,
-scale and perspective for this sample only. Like a fixed asset set in Kubric or the cut-out pool
-of Cut, Paste and Learn, but procedural and refreshed: the bank's seed changes every
-``refresh`` samples, so a long run keeps seeing new shapes.
+LRU cache (``SampleRenderer.asset_cache``), then samples material, texture placement, scratches,
+light, environment, rotation, scale and perspective for this sample only. Like a fixed asset set
+in Kubric or the cut-out pool of Cut, Paste and Learn, but procedural and refreshed: the bank's
+seed changes every ``refresh`` samples, so a long run keeps seeing new shapes.
 
 Determinism: an asset's geometry is a pure function of ``(bank seed, family, asset id, size
 bucket)`` (its own ``SeedSequence``), and the asset id comes from the sample's rng. The cache only

@@ -55,7 +55,7 @@ def _planar96(e: np.ndarray, dtype=None) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(e, (96, 96), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1), dtype=dtype)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PreparedEnv:
     """A reflection environment prepared once for every object of a scene: ``planar`` float32
     (3, 96, 96) in [0, 1], read-only, the sphere map the shading kernel looks up. Accepted as
@@ -341,8 +341,9 @@ def _metal_params(rng: np.random.Generator, relief: Relief, metal: dict, L: floa
     return st, bl, scr, params
 
 
-def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, light_dir, env: np.ndarray | None,
-                 shading: bool, metal: dict | None, plastic: dict | None, scratch_axis_deg: float = 0.0,
+def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, light_dir,
+                 env: np.ndarray | PreparedEnv | None, shading: bool, metal: dict | None, plastic: dict | None,
+                 scratch_axis_deg: float = 0.0,
                  normal_rotation_deg: float = 0.0, detail: SurfaceDetail | None = None
                  ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Light and colour a relief -> (rgba uint8 (h, w, 4) straight alpha, key_alpha uint8 (h, w), info).
@@ -352,7 +353,8 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
         relief: from :func:`build_relief` (not modified).
         length_px: object length in px (scales scratches).
         light_dir: (3,) light direction, image coordinates (x right, y down, z toward camera).
-        env: optional uint8 (h, w, 3) RGB reflection environment (sphere map); None = synthetic room.
+        env: optional uint8 (h, w, 3) RGB reflection environment (sphere map) or a
+            :class:`PreparedEnv`; None = synthetic room.
         shading: False -> flat material colours (ablation).
         metal / plastic: material dicts (:mod:`synth.keys.materials`); required where the relief has
             that material.
@@ -411,7 +413,7 @@ def shade_relief(rng: np.random.Generator, relief: Relief, *, length_px: float, 
 
 
 def render_shape(rng: np.random.Generator, shape: Shape, *, length_px: float, angle_deg: float, light_dir,
-                 env: np.ndarray | None, shading: bool, metal: dict | None, plastic: dict | None,
+                 env: np.ndarray | PreparedEnv | None, shading: bool, metal: dict | None, plastic: dict | None,
                  side_p: float = 0.6, points: dict | None = None, metal_on_top: bool = False,
                  side_max: float | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Render a shape into (rgba uint8 (H, W, 4) straight alpha, key_alpha uint8 (H, W), info):
@@ -423,7 +425,8 @@ def render_shape(rng: np.random.Generator, shape: Shape, *, length_px: float, an
         length_px: object length in px (scales bevels, scratches).
         angle_deg: counter-clockwise rotation on screen, degrees.
         light_dir: (3,) light direction, image coordinates (x right, y down, z toward camera).
-        env: optional uint8 (h, w, 3) RGB reflection environment (sphere map); None = synthetic room.
+        env: optional uint8 (h, w, 3) RGB reflection environment (sphere map) or a
+            :class:`PreparedEnv`; None = synthetic room.
         shading: False -> flat material colours (ablation).
         metal / plastic: material dicts (:mod:`synth.keys.materials`); metal is what ``key_alpha`` covers.
         side_p: probability of drawing a visible side wall.
@@ -435,8 +438,8 @@ def render_shape(rng: np.random.Generator, shape: Shape, *, length_px: float, an
         rgba, key_alpha (metal coverage not hidden by plastic; 0 when ``metal`` is None),
         info dict with ``points`` (output pixel coords, lists), ``side_px`` and ``bevel_px``.
     """
-    if env is not None:  # validated even when shading is off (shade_relief only reads it when shading)
-        _env_planar(env)
+    if env is not None and not isinstance(env, PreparedEnv):  # validated even when shading is off
+        env_image(env)
     relief = build_relief(rng, shape, length_px=length_px, angle_deg=angle_deg, has_metal=metal is not None,
                           has_plastic=plastic is not None, normals=bool(shading), side_p=side_p, side_max=side_max,
                           points=points, metal_on_top=metal_on_top)
