@@ -8,8 +8,8 @@ The asset bank (``synth.keys.bank``) caches object geometry per renderer, so a w
 steady state once every bank slot it will be asked for is built: at 256 px 1.5% of the cache
 lookups miss over samples 1,000-2,000, 0.3% over 2,000-3,000 and under 0.05% after 4,000 (each miss
 builds an object, a few ms: ~2% of the time per sample at 1,500). Every timed renderer therefore
-first renders blocks of 250 samples until one block has no miss (at most ``--warm`` samples): the figures of a long training run or a
-large dataset. The cache hit rate during the timed part is printed. ``--warm 0`` shows the cold
+first renders blocks of 250 samples until one block has no miss (at most ``--warm`` samples): the
+figures of a long training run or a large dataset. The cache hit rate during the timed part is printed. ``--warm 0`` shows the cold
 start.
 
 This machine's speed drifts by about +-10% between 20-second windows (a fixed reference workload

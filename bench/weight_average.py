@@ -105,21 +105,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bn-count", type=int, default=60, help="photos drawn from --bn-photos")
     p.add_argument("--bn-seeds", type=int, nargs="+", default=[0], help="one re-estimation per seed of the photo draw")
     a = p.parse_args(argv)
+    if a.bn_count < 1:
+        p.error(f"--bn-count must be >= 1, got {a.bn_count}")
     model, spec = load_checkpoint(a.reference)
     reference = {k: v.clone() for k, v in model.state_dict().items()}
     samples = load_real_set(a.real)
     thr = float(spec.get("threshold", 0.5))
-    variants = {"reference": reference}
+    variants = [("reference", reference, None)]  # (name, weights, seed of the BatchNorm photo draw or None)
     if a.average:
-        variants[f"average of the reference and {len(a.average)} checkpoints"] = average_state(
-            [reference] + [read_checkpoint(c)["model"] for c in a.average])
+        variants.append((f"average of the reference and {len(a.average)} checkpoints",
+                         average_state([reference] + [read_checkpoint(c)["model"] for c in a.average]), None))
     for seed in a.bn_seeds if a.bn_photos else ():
-        variants[f"reference, BatchNorm statistics from {a.bn_count} photos of {a.bn_photos} (draw {seed})"] = seed
+        variants.append((f"reference, BatchNorm statistics from {a.bn_count} photos of {a.bn_photos} (draw {seed})",
+                         reference, seed))
     results = {}
-    for name, state in variants.items():
-        model.load_state_dict(state if isinstance(state, dict) else reference)
-        if not isinstance(state, dict):
-            adapt_batchnorm(model, spec, _photos(a.bn_photos, a.bn_count, state))
+    for name, state, bn_seed in variants:
+        model.load_state_dict(state)
+        if bn_seed is not None:
+            adapt_batchnorm(model, spec, _photos(a.bn_photos, a.bn_count, bn_seed))
         with torch.no_grad():
             results[name] = score(model.eval(), spec, samples, thr)
     base = results["reference"]

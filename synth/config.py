@@ -174,7 +174,7 @@ class SynthConfig:
             if v is not None and not (isinstance(v, tuple) and all(isinstance(x, str) for x in v)):
                 raise ValueError(f"SynthConfig.{name} must be a list of names, got {v!r}")
         from .distractors import DISTRACTOR_KINDS  # local: neither imports config
-        from .effects import EFFECTS
+        from .effects import EFFECTS, camera_effect_names
 
         for name, valid in (("camera_effects", EFFECTS), ("distractor_kinds", DISTRACTOR_KINDS)):
             bad = [x for x in getattr(self, name) or () if x not in valid]
@@ -182,8 +182,6 @@ class SynthConfig:
                 raise ValueError(f"SynthConfig.{name}: unknown name(s) {bad}; valid: {sorted(valid)}")
         if self.distractor_kinds == ():
             raise ValueError("SynthConfig.distractor_kinds: an empty list draws no object; list kinds, or null for all")
-        from .effects import camera_effect_names
-
         effects = camera_effect_names(self)
         twice = sorted({x for x in effects if effects.count(x) > 1})
         if twice:

@@ -65,6 +65,7 @@ class Shadow:
     contact_blur_px: float | None = None
 
     def meta(self) -> dict:
+        """The parameters a sample's meta records for a key's shadow (px and strengths)."""
         return {"offset_px": self.offset_px, "blur_px": self.blur_px, "strength": self.strength,
                 "contact_strength": self.contact_strength}
 
@@ -85,11 +86,10 @@ def sample_shadow(rng: np.random.Generator, c: SynthConfig, light: tuple, length
     sig = uniform(rng, *c.shadow_blur_range) * length_px * lift + 0.6
     st = uniform(rng, *c.shadow_strength_range)
     tint = (1.0, 1.0, 0.92) if rng.random() < 0.5 else None
-    shadow = Shadow(off, sig, st, (-lx / n * off, -ly / n * off), tint)
-    if lift <= 1.0:
-        shadow = dataclasses.replace(shadow, contact_strength=uniform(rng, *c.contact_shadow_strength_range),
-                                     contact_blur_px=0.5 + 0.004 * length_px)
-    return shadow
+    contact_strength, contact_blur_px = 0.0, None
+    if lift <= 1.0:  # lying on the surface
+        contact_strength, contact_blur_px = uniform(rng, *c.contact_shadow_strength_range), 0.5 + 0.004 * length_px
+    return Shadow(off, sig, st, (-lx / n * off, -ly / n * off), tint, contact_strength, contact_blur_px)
 
 
 @dataclasses.dataclass
